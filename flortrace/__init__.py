@@ -1,0 +1,39 @@
+"""flortrace: hindsight logging for model training.
+
+Record a training script with ``python -m flortrace train.py``; later add ``flortrace.log(...)`` lines and
+run ``python -m flortrace replay train.py`` to get their values for every epoch without retraining.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from .runtime import hooks as _hooks
+
+__version__ = "0.1.0"
+__all__ = ["log", "breakpoint", "dataframe", "__version__"]
+
+
+def log(name, value):
+    """Log ``value`` under ``name`` with the current epoch and step; returns ``value``.
+
+    Outside flortrace this only returns ``value``.
+    """
+    session = _hooks._session
+    if session is not None:
+        session.log(str(name), value, sys._getframe(1).f_lineno)
+    return value
+
+
+def breakpoint():  # noqa: A001 - mirrors the builtin on purpose
+    """Stop in the replay console here during replay; does nothing otherwise."""
+    session = _hooks._session
+    if session is not None and hasattr(session, "breakpoint"):
+        session.breakpoint(sys._getframe(1))
+
+
+def dataframe(*names, run=None, store=None):
+    """A pandas DataFrame of logged values: one row per (run, epoch, step), one column per name."""
+    from .export.frame import dataframe as _dataframe
+
+    return _dataframe(*names, run=run, store=store)

@@ -1,0 +1,102 @@
+"""Command line: ``flortrace [options] script.py args`` records; verbs replay, inspect and manage runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__, config
+
+VERBS = ("replay", "runs", "show", "logs", "rm", "gc")
+
+RECORD_HELP = """\
+usage: python -m flortrace [options] script.py [args ...]
+       python -m flortrace [options] -m package.module [args ...]
+       python -m flortrace {replay,runs,show,logs,rm,gc} ...
+
+Record a training script for hindsight logging. The script runs exactly as with `python script.py`;
+flortrace finds its epoch loop, times epochs and blocks, and checkpoints the state they change within the
+overhead budget. Later, add flortrace.log(...) lines and run `python -m flortrace replay script.py`.
+
+options:
+  --store DIR        where runs are kept (default ./.flortrace, env FLORTRACE_STORE)
+  --overhead F       training-time budget for snapshots, as a fraction (default 0.05)
+  --name LABEL       a label for this run
+  -q, --quiet        no flortrace notices on stderr
+  -m MODULE          run a module, like python -m
+  --version          print the version
+  -h, --help         this help
+
+verbs:
+  replay     re-run an edited script against a recorded run (new log values, exactly)
+  runs       list recorded runs           show RUN     details of one run
+  logs       print logged values (table, csv, json, parquet)
+  rm RUN     delete a run                 gc           free blobs no run uses
+
+`python -m flortrace VERB --help` explains each verb.
+"""
+
+
+def _record_parser():
+    p = argparse.ArgumentParser(prog="flortrace", add_help=False, allow_abbrev=False)
+    p.add_argument("--store")
+    p.add_argument("--overhead", type=float)
+    p.add_argument("--name")
+    p.add_argument("-q", "--quiet", action="store_true", default=None)
+    p.add_argument("-h", "--help", action="store_true")
+    p.add_argument("--version", action="store_true")
+    p.add_argument("-m", dest="module")
+    p.add_argument("target", nargs="?")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    return p
+
+
+def record_main(argv):
+    from .recording import record
+
+    ns, rest = _record_parser().parse_known_args(argv)
+    if ns.help:
+        print(RECORD_HELP, end="")
+        return 0
+    if ns.version:
+        print(f"flortrace {__version__}")
+        return 0
+    if ns.module:
+        target, args, module = ns.module, ([ns.target] if ns.target else []) + ns.args, True
+    else:
+        target, args, module = ns.target, ns.args, False
+    if rest and not module and target is None:
+        return _usage(f"unknown option {rest[0]}")
+    if target is None:
+        return _usage("no script given")
+    try:
+        settings = config.load({"store": ns.store, "overhead": ns.overhead, "quiet": ns.quiet})
+    except config.ConfigError as exc:
+        return _usage(str(exc))
+    settings["name"] = ns.name
+    return _guard(lambda: record(target, args, settings, module=module))
+
+
+def _usage(message):
+    print(f"flortrace: error: {message}\n(see python -m flortrace --help)", file=sys.stderr)
+    return 2
+
+
+def _guard(fn):
+    """Turn flortrace's own expected failures into one clear line and exit code 2."""
+    from .store import StoreError
+
+    try:
+        return fn()
+    except (StoreError, config.ConfigError) as exc:
+        print(f"flortrace: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in VERBS:
+        from . import verbs
+
+        return verbs.main(argv[0], argv[1:], _guard)
+    return record_main(argv)

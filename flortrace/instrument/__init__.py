@@ -1,0 +1,1 @@
+"""Bytecode layer: find loops, analyse their effects, patch hook calls in, import hook."""

@@ -1,0 +1,85 @@
+"""An import hook that instruments modules imported from the script's project folder.
+
+Never site-packages, the standard library or flortrace itself. The unpatched code is what Python caches in
+``__pycache__``; patched code embeds hook objects and is never written to disk.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import sys
+import sysconfig
+from importlib.abc import MetaPathFinder
+from importlib.machinery import PathFinder, SourceFileLoader
+from pathlib import Path
+
+_OWN = str(Path(__file__).resolve().parent.parent)
+
+
+def _system_dirs():
+    dirs = {sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    dirs |= {sys.prefix, sys.base_prefix, sys.exec_prefix}
+    return [str(Path(d).resolve()) for d in dirs if d]
+
+
+class ProjectFilter:
+    """Decides which source files belong to the user's project."""
+
+    def __init__(self, root, include=(), exclude=()):
+        self.root = str(Path(root).resolve())
+        self.include, self.exclude = list(include), list(exclude)
+        self.system = [d for d in _system_dirs() if not self.root.startswith(d + os.sep) and d != self.root]
+
+    def relative(self, path):
+        full = str(Path(path).resolve())
+        return os.path.relpath(full, self.root) if full.startswith(self.root + os.sep) else full
+
+    def wants(self, path):
+        full = str(Path(path).resolve())
+        if not full.startswith(self.root + os.sep) or full.startswith(_OWN + os.sep):
+            return False
+        parts = Path(full).parts
+        if "site-packages" in parts or "dist-packages" in parts:
+            return False
+        if any(full.startswith(d + os.sep) for d in self.system):
+            return False
+        rel = self.relative(full)
+        if self.include and not any(fnmatch.fnmatch(rel, pat) for pat in self.include):
+            return False
+        return not any(fnmatch.fnmatch(rel, pat) for pat in self.exclude)
+
+
+class _Loader(SourceFileLoader):
+    patch = None
+
+    def get_code(self, fullname):
+        code = super().get_code(fullname)
+        if code is None:
+            return code
+        return self.patch(code, self.path, self.get_source(fullname) or "")
+
+
+class InstrumentingFinder(MetaPathFinder):
+    """Put first on sys.meta_path; hands project modules a loader that patches their code."""
+
+    def __init__(self, project: ProjectFilter, patch):
+        self.project, self.patch = project, patch
+
+    def find_spec(self, name, path=None, target=None):
+        spec = PathFinder.find_spec(name, path)
+        if spec is None or not isinstance(spec.loader, SourceFileLoader) or not spec.origin:
+            return None
+        if not self.project.wants(spec.origin):
+            return None
+        loader = _Loader(spec.loader.name, spec.loader.path)
+        loader.patch = self.patch
+        spec.loader = loader
+        return spec
+
+    def install(self):
+        sys.meta_path.insert(0, self)
+
+    def uninstall(self):
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)

@@ -1,0 +1,206 @@
+"""Find the loops of a code object and patch hook calls around them.
+
+`for` loops get one call before GET_ITER that may replace the iterable (entry, iterations and every exit are
+then seen by the wrapper the hook returns: a generator's `finally` runs on exhaustion, `break`, `return` and
+exceptions). `while` loops get an entry call, a tick at their header and an exit call on every edge that
+leaves them. Comprehensions, generator expressions, generators and coroutines are left alone.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from dataclasses import dataclass, field
+from types import CodeType
+
+from bytecode import Bytecode, Instr, Label
+
+from . import emit, sourcemap
+from .effects import LoopEffects, analyze
+
+_SKIP_FLAGS = (
+    inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
+)
+_SKIP_NAMES = {"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<lambda>"}
+_RETURNS = {"RETURN_VALUE", "RETURN_CONST"}
+
+
+@dataclass(eq=False)
+class LoopInfo:
+    """What is known about one loop in source before it runs; embedded in the patched code."""
+
+    id: str
+    file: str
+    qualname: str
+    ordinal: int
+    kind: str  # "for" or "while"
+    lineno: int
+    end_lineno: int
+    effects: LoopEffects = field(repr=False)
+
+    def __reduce__(self):  # never pickled with user state; make that explicit
+        raise TypeError("LoopInfo is not picklable")
+
+
+def _name_arg(instr):
+    arg = instr.arg
+    if isinstance(arg, tuple) and arg and isinstance(arg[-1], str) and isinstance(arg[0], bool):
+        return arg[-1]
+    if isinstance(arg, Label):
+        return None
+    return arg
+
+
+def _pairs(items):
+    return [(i.name, _name_arg(i)) for i in items if isinstance(i, Instr)]
+
+
+def _next_instr(instrs, i):
+    for j in range(i + 1, len(instrs)):
+        if isinstance(instrs[j], Instr):
+            return j
+    return None
+
+
+def _reachable(instrs, labels):
+    """Indices reachable in normal flow (exception-table edges of 3.11+ are not followed)."""
+    seen, todo = set(), [0]
+    while todo:
+        i = todo.pop()
+        while i < len(instrs) and i not in seen:
+            seen.add(i)
+            ins = instrs[i]
+            if isinstance(ins, Instr):
+                if ins.has_jump() and isinstance(ins.arg, Label):
+                    todo.append(labels[id(ins.arg)])
+                if ins.is_final():
+                    break
+            i += 1
+    return seen
+
+
+def _lines(instrs, lo, hi):
+    return [ins.lineno for ins in instrs[lo:hi] if isinstance(ins, Instr) and isinstance(ins.lineno, int)]
+
+
+def _find_loops(instrs):
+    """Return [(kind, first, header, last)] with indices into ``instrs``, in instruction order."""
+    labels = {id(x): i for i, x in enumerate(instrs) if isinstance(x, Label)}
+    loops, for_headers = [], set()
+    for i, ins in enumerate(instrs):
+        if isinstance(ins, Instr) and ins.name == "GET_ITER":
+            j = _next_instr(instrs, i)
+            if j is not None and instrs[j].name == "FOR_ITER":
+                for_headers.update(k for k in range(i, j) if isinstance(instrs[k], Label))
+                loops.append(("for", i, j, labels[id(instrs[j].arg)]))
+    reach = _reachable(instrs, labels)
+    backedges = {}
+    for i, ins in enumerate(instrs):
+        if not (isinstance(ins, Instr) and ins.has_jump() and isinstance(ins.arg, Label)):
+            continue
+        target = labels[id(ins.arg)]
+        if target < i and target not in for_headers and i in reach and "NO_INTERRUPT" not in ins.name:
+            backedges[target] = max(backedges.get(target, -1), i)
+    for header, last in backedges.items():
+        loops.append(("while", header, header, last))
+    loops.sort(key=lambda loop: loop[1])
+    return loops
+
+
+def _qualname(code, parent_qual, parent_is_class):
+    if hasattr(code, "co_qualname"):
+        return code.co_qualname
+    if parent_qual is None or parent_qual == "<module>":
+        return code.co_name
+    return f"{parent_qual}.{code.co_name}" if parent_is_class else f"{parent_qual}.<locals>.{code.co_name}"
+
+
+def instrument(code, file, hooks, loops_out=None, spans=None, _parent=None, _parent_is_class=False):
+    """Return ``code`` with hooks around its loops, recursively; LoopInfos are appended to ``loops_out``.
+
+    ``spans`` (from ``sourcemap.loop_spans``) numbers loops by source order; without it, bytecode order."""
+    loops_out = [] if loops_out is None else loops_out
+    qual = "<module>" if _parent is None else _qualname(code, _parent, _parent_is_class)
+    is_class = _parent is not None and not code.co_flags & inspect.CO_NEWLOCALS
+    consts = tuple(
+        instrument(c, file, hooks, loops_out, spans, qual, is_class) if isinstance(c, CodeType) else c
+        for c in code.co_consts
+    )
+    if consts != code.co_consts:
+        code = code.replace(co_consts=consts)
+    if code.co_flags & _SKIP_FLAGS or code.co_name in _SKIP_NAMES:
+        return code
+    bc = Bytecode.from_code(code)
+    instrs = list(bc)
+    found = _find_loops(instrs)
+    if not found:
+        return code
+    pre, post, tail, retarget = {}, {}, [], {}
+    for position, (kind, first, header, last) in enumerate(found):
+        lines = _lines(instrs, first, last + 1)
+        lineno = lines[0] if lines else code.co_firstlineno
+        start = _lines(instrs, first if kind == "for" else header, last + 1)
+        hint = instrs[last].lineno if kind == "while" else None
+        ordinal = sourcemap.match(spans, qual, kind, start[0], hint) if spans and start else None
+        ordinal = position if ordinal is None else ordinal
+        end = last if kind == "for" else last + 1
+        info = LoopInfo(
+            id=f"{file}:{qual}#{ordinal}",
+            file=file,
+            qualname=qual,
+            ordinal=ordinal,
+            kind=kind,
+            lineno=min(lines, default=lineno),
+            end_lineno=max(lines, default=lineno),
+            effects=analyze(_pairs(instrs[header + 1 : end]), _pairs(instrs[end:])),
+        )
+        loops_out.append(info)
+        if kind == "for":
+            pre.setdefault(first, []).extend(emit.wrap_top(hooks.for_loop, info, lineno))
+            continue
+        _patch_while(instrs, info, hooks, header, last, lineno, pre, post, tail, retarget)
+    out = []
+    for i, ins in enumerate(instrs):
+        out.extend(pre.get(i, ()))
+        if isinstance(ins, Instr) and id(ins) in retarget:
+            ins.arg = retarget[id(ins)]
+        out.append(ins)
+        out.extend(post.get(i, ()))
+    out.extend(tail)
+    bc.clear()
+    bc.extend(out)
+    return bc.to_code()
+
+
+def _patch_while(instrs, info, hooks, header, last, lineno, pre, post, tail, retarget):
+    labels = {id(x): i for i, x in enumerate(instrs) if isinstance(x, Label)}
+    entry = Label()
+    pre.setdefault(header, []).extend([entry, *emit.call_discard(hooks.while_enter, info, lineno)])
+    post.setdefault(header, []).extend(emit.call_discard(hooks.while_tick, info, lineno))
+    exit_call = emit.call_discard(hooks.while_exit, info, lineno)
+    for i, ins in enumerate(instrs):
+        if not isinstance(ins, Instr):
+            continue
+        target = labels.get(id(ins.arg)) if ins.has_jump() and isinstance(ins.arg, Label) else None
+        inside = header < i <= last
+        if target == header and i < header:
+            retarget[id(ins)] = entry
+        elif inside and target is not None and not header <= target <= last:
+            trampoline = Label()
+            retarget[id(ins)] = trampoline
+            tail.extend([trampoline, *emit.call_discard(hooks.while_exit, info, lineno), emit.jump_back(ins.arg)])
+        elif inside and ins.name in _RETURNS:
+            pre.setdefault(i, []).extend(emit.call_discard(hooks.while_exit, info, lineno))
+    if not instrs[last].is_uncond_jump():
+        post.setdefault(last, []).extend(exit_call)
+
+
+def instrument_module_code(code, file, hooks, source=None):
+    """Instrument a module's code; returns (code, loops). ``source`` gives stable loop ordinals."""
+    loops, spans = [], None
+    if source:
+        try:
+            spans = sourcemap.loop_spans(ast.parse(source))
+        except (SyntaxError, ValueError):
+            spans = None
+    return instrument(code, file, hooks, loops, spans), loops

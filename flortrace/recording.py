@@ -1,0 +1,140 @@
+"""Record a run: open the store, start the writer, instrument and run the script, close everything cleanly."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+from . import runner
+from .instrument.importer import InstrumentingFinder, ProjectFilter
+from .instrument.patch import instrument_module_code
+from .runtime import hooks
+from .runtime.recorder import Recorder, stderr_notice
+from .store import Store
+from .store.writer import SnapshotWriter
+
+ENV_KEYS = ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONHASHSEED")
+
+
+def git_commit(folder):
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def versions():
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in ("torch", "numpy"):
+        mod = sys.modules.get(name)
+        if mod is not None:
+            out[name] = getattr(mod, "__version__", "?")
+    return out
+
+
+class Instrumenter:
+    """Patches code for a session and remembers the source of every file it patched."""
+
+    def __init__(self, project: ProjectFilter, on_loops, on_source):
+        self.project, self.on_loops, self.on_source = project, on_loops, on_source
+
+    def __call__(self, code, path, source):
+        rel = self.project.relative(path)
+        code, loops = instrument_module_code(code, rel, hooks.HOOKS, source)
+        self.on_loops(loops)
+        self.on_source(rel, source)
+        return code
+
+
+def prepare(target, argv, module, patch):
+    if module:
+        return runner.prepare_module(target, argv, patch)
+    return runner.prepare_script(target, argv, patch)
+
+
+def project_root(target, module):
+    if module:
+        return Path(os.getcwd())
+    path = Path(os.path.abspath(target))
+    return path if path.is_dir() else path.parent
+
+
+def record(target, argv, settings, module=False):
+    """Run ``target`` under the recorder; return the script's exit code."""
+    notify = stderr_notice(settings["quiet"])
+    store = Store(settings["store"])
+    catalog = store.catalog
+    script = target if module else str(Path(os.path.abspath(target)))
+    root = project_root(target, module)
+    run_id = catalog.begin_run(
+        script=script,
+        argv=list(argv),
+        cwd=os.getcwd(),
+        env={k: os.environ[k] for k in ENV_KEYS if k in os.environ},
+        versions=versions(),
+        git=git_commit(root),
+        name=settings.get("name"),
+    )
+    writer = SnapshotWriter(str(store.root), run_id)
+    recorder = Recorder(catalog, run_id, writer, settings["overhead"], notify)
+    project = ProjectFilter(root, settings["include"], settings["exclude"])
+    patch = Instrumenter(project, recorder.register, lambda rel, src: catalog.add_source(run_id, rel, src))
+    finder = InstrumentingFinder(project, patch)
+    status, code = "failed", 1
+    real_exit = os._exit
+
+    def finish(status, code):
+        hooks.deactivate()
+        finder.uninstall()
+        recorder.finish()
+        writer.close()
+        if writer.failed:
+            notify(f"checkpointing stopped: {writer.failed}")
+            catalog.set_run_info(run_id, writer_error=writer.failed)
+        catalog.set_run_info(run_id, **torch_settings())
+        catalog.end_run(run_id, status, code)
+        notify(
+            f"recorded run {run_id}: {recorder.epochs_done} epochs, {recorder.checkpoints} snapshots "
+            f"in {settings['store']}"
+        )
+
+    def exit_now(code):  # os._exit skips finally blocks: finish the run first
+        if hooks.current() is recorder:
+            finish("finished" if code == 0 else "failed", code)
+        real_exit(code)
+
+    try:
+        code_obj, globs, _ = prepare(target, argv, module, patch)
+    except runner.NoScript as exc:
+        print(exc, file=sys.stderr)
+        catalog.end_run(run_id, "failed", exc.code, note=str(exc))
+        return exc.code
+    except SyntaxError as exc:
+        runner.print_syntax_error(exc)
+        catalog.end_run(run_id, "failed", 1, note="syntax error")
+        return 1
+    finder.install()
+    hooks.activate(recorder)
+    os._exit = exit_now
+    try:
+        exc = runner.execute(code_obj, globs)
+    finally:
+        os._exit = real_exit
+    code = runner.exit_code_of(exc)
+    status = "finished" if code == 0 else "failed"
+    finish(status, code)
+    store.close()
+    return code
+
+
+def torch_settings():
+    from .state import capture_torch_settings
+
+    settings = capture_torch_settings()
+    return {"torch_settings": settings} if settings else {}

@@ -1,0 +1,1 @@
+"""Replay: plan from the edit, and drive the replayer over the recorded run."""

@@ -1,0 +1,115 @@
+"""Replay an edited script against a recorded run, and report new values and divergences."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from . import runner
+from .instrument.importer import InstrumentingFinder, ProjectFilter
+from .recording import Instrumenter, prepare, project_root
+from .replay import planner
+from .runtime import hooks
+from .runtime.recorder import stderr_notice
+from .runtime.replayer import Replayer
+from .store import Store, StoreError
+from .store.writer import load_snapshot
+
+DIVERGED = 3  # exit code when re-executed code logged values different from the recording
+
+
+def find_run(catalog, target, module, run_id):
+    if run_id is not None:
+        if catalog.run(run_id) is None:
+            raise StoreError(f"no run {run_id} in this store (see python -m flortrace runs)")
+        return run_id
+    script = target if module else str(Path(os.path.abspath(target)))
+    found = catalog.latest_run(script)
+    if found is None:
+        raise StoreError(f"no recorded run of {target} in this store; record it first: python -m flortrace {target}")
+    return found
+
+
+def make_plan(store, target, argv, settings, module, run_id, epochs, force):
+    run_id = find_run(store.catalog, target, module, run_id)
+    run = store.catalog.run(run_id)
+    if run["status"] == "running":
+        raise StoreError(f"run {run_id} is still recording")
+    plan = planner.build(store.catalog, run_id, project_root(target, module), epochs, force)
+    if run["status"] == "crashed":
+        plan.notes.append(f"run {run_id} crashed; replaying the epochs it finished")
+    return run, plan
+
+
+def print_plan(run, plan, out=sys.stdout):
+    print(f"replay plan for run {run['id']} ({run['script']}), {len(plan.selected)} epoch(s) selected", file=out)
+    for note in plan.notes:
+        print(f"  note: {note}", file=out)
+    if plan.probes:
+        print(f"  probes (blocks that re-execute): {', '.join(sorted(plan.probes))}", file=out)
+    for epoch, action, seconds in plan.steps():
+        print(f"  epoch {epoch:>4}: {action:<40} ~{seconds:.2f}s", file=out)
+    print(f"  estimated time: {plan.estimate():.2f}s (recorded epochs took {sum(plan.epoch_seconds.values()):.2f}s)",
+          file=out)
+
+
+def replay(target, argv, settings, module=False, run_id=None, epochs=None, force=False, plan_only=False):
+    notify = stderr_notice(settings["quiet"])
+    store = Store.open_existing(settings["store"])
+    try:
+        run, plan = make_plan(store, target, argv, settings, module, run_id, epochs, force)
+    except planner.PlanError as exc:
+        print(f"flortrace: refusing to replay: {exc}", file=sys.stderr)
+        return 2
+    if plan_only:
+        print_plan(run, plan)
+        return 0
+    for note in plan.notes:
+        notify(note)
+    replayer = Replayer(plan, lambda manifest: load_snapshot(store, manifest), store.catalog, run["id"],
+                        settings["tolerance"], notify)
+    project = ProjectFilter(project_root(target, module), settings["include"], settings["exclude"])
+    patch = Instrumenter(project, replayer.register, lambda rel, src: None)
+    finder = InstrumentingFinder(project, patch)
+    try:
+        code_obj, globs, _ = prepare(target, argv, module, patch)
+    except runner.NoScript as exc:
+        print(exc, file=sys.stderr)
+        return exc.code
+    except SyntaxError as exc:
+        runner.print_syntax_error(exc)
+        return 1
+    store.catalog.delete_logs(run["id"], "replay", sorted(plan.selected))
+    finder.install()
+    hooks.activate(replayer)
+    try:
+        exc = runner.execute(code_obj, globs)
+    finally:
+        hooks.deactivate()
+        finder.uninstall()
+    code = runner.exit_code_of(exc)
+    replayer.finish()
+    store.close()
+    return report(replayer, run, code, notify)
+
+
+def report(replayer, run, code, notify):
+    names = sorted({r["name"] for r in replayer.rows})
+    notify(
+        f"replayed run {run['id']}: ran {len(replayer.executed_epochs)} epoch(s), "
+        f"{replayer.run_blocks} block(s) executed, {replayer.skipped_blocks} restored from memos; "
+        f"{len(replayer.rows)} new value(s)" + (f" for {', '.join(names)}" if names else "")
+    )
+    if names:
+        notify(f"see: python -m flortrace logs --run {run['id']} " + " ".join(f"--name {n}" for n in names))
+    for d in replayer.divergences[:20]:
+        print(
+            f"flortrace: divergence at epoch {d['epoch']} step {d['step']}: {d['name']} recorded {d['recorded']!r}, "
+            f"replayed {d['replayed']!r}",
+            file=sys.stderr,
+        )
+    if replayer.divergences:
+        print(f"flortrace: {len(replayer.divergences)} value(s) diverged from the recording", file=sys.stderr)
+        return code or DIVERGED
+    return code

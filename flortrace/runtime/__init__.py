@@ -1,0 +1,1 @@
+"""What the patched hooks call: the loop stack, the recorder, the replayer and the adaptive policy."""

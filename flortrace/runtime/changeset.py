@@ -1,0 +1,102 @@
+"""Name the state a loop changes, capture it, and put it back into running frames.
+
+An item is ``(where, scope, name)``: ``where`` is 'main' (the frame of the main loop) or 'block' (the frame of
+the block's loop), ``scope`` is 'local' or 'global' relative to that frame. A payload captures each distinct
+object once (aliases share it), plus the global RNG states.
+"""
+
+from __future__ import annotations
+
+from .. import state
+from . import frames
+
+
+def namespace(frame):
+    """The state-like objects a frame can reach by name: {(scope, name): obj}."""
+    out = {}
+    if frames.is_function_frame(frame):
+        for name, obj in frame.f_globals.items():
+            if not name.startswith("__") and _is_state(obj):
+                out[("global", name)] = obj
+    for name, obj in frame.f_locals.items():
+        if not name.startswith("__") and _is_state(obj):
+            out[("local", name)] = obj
+    return out
+
+
+def resolve(frame, names):
+    """{(scope, name): obj} for ``names`` bound in ``frame`` (unbound names are left out)."""
+    out = {}
+    for name in names:
+        scope, obj = frames.lookup(frame, name)
+        if obj is not frames.MISSING and _is_state(obj):
+            out[(scope, name)] = obj
+    return out
+
+
+def _is_state(obj):
+    try:
+        return state.is_state(obj)
+    except Exception:
+        return False
+
+
+def fingerprints(items):
+    """{key: (id, fingerprint)}: a rebinding or an in-place change both show as a difference."""
+    out = {}
+    for key, obj in items.items():
+        try:
+            out[key] = (id(obj), state.fingerprint(obj))
+        except Exception:
+            out[key] = (id(obj), object())
+    return out
+
+
+def changed(before, after):
+    return {key for key, value in after.items() if before.get(key) != value}
+
+
+def capture(items):
+    """Capture ``{(where, scope, name): obj}``; returns (payload, problems) where problems names what failed."""
+    objects, index, names, problems = [], {}, [], []
+    for (where, scope, name), obj in items.items():
+        key = id(obj)
+        if key not in index:
+            try:
+                objects.append(state.capture(obj))
+            except state.Unsupported as exc:
+                problems.append(f"{name}: {exc}")
+                continue
+            except Exception as exc:  # a user object whose state cannot be read
+                problems.append(f"{name}: {type(exc).__name__}: {exc}")
+                continue
+            index[key] = len(objects) - 1
+        names.append((where, scope, name, index[key]))
+    payload = {"objects": objects, "names": names, "rng": state.capture_rng()}
+    return payload, problems
+
+
+def restore(payload, frames_by_where):
+    """Restore a payload in place into the frames given as {'main': frame, 'block': frame}."""
+    live = {}
+    rebind = {}
+    for where, scope, name, idx in payload["names"]:
+        frame = frames_by_where.get(where)
+        if frame is None:
+            continue
+        _, current = frames.lookup(frame, name)
+        if idx in live:
+            new = live[idx]
+        elif current is frames.MISSING:
+            new = live[idx] = state.materialize(payload["objects"][idx])
+        else:
+            new = live[idx] = state.restore(current, payload["objects"][idx])
+        if new is not current:
+            rebind.setdefault((id(frame), scope), (frame, scope, {}))[2][name] = new
+    for frame, scope, values in rebind.values():
+        frames.bind(frame, values, scope)
+    state.restore_rng(payload["rng"])
+
+
+def size(payload):
+    return sum(state.nbytes(obj) for obj in payload["objects"])

@@ -1,0 +1,118 @@
+"""Replay mode: answer the hooks from a plan. Skip epochs, restore checkpoints, skip blocks with memos.
+
+The main loop's iterable is still consumed element by element (so ``for epoch in range(n)`` binds the
+right value), but the body only runs for the epochs the plan executes. After the last of them the final
+checkpoint is restored so code after the loop sees the recorded end state.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from . import changeset
+from .logvalues import typed
+from .session import Session
+
+
+class Replayer(Session):
+    def __init__(self, plan, load, catalog, run_id, tolerance=0.0, notify=None):
+        super().__init__()
+        self.plan, self.load, self.catalog, self.run_id = plan, load, catalog, run_id
+        self.tolerance = tolerance
+        self.notify = notify or (lambda msg: None)
+        self.recorded = plan.recorded_logs  # (name, epoch, step, k) -> value
+        self.seen = {}
+        self.rows, self.divergences = [], []
+        self.executed_epochs, self.skipped_blocks, self.run_blocks = [], 0, 0
+
+    def register(self, loops):
+        """Loops of the edited source; the plan already knows them."""
+
+    # ---- the main loop ---------------------------------------------------------------------------
+    def on_top_iterations(self, act, it):
+        main = self.plan.main_run(act.info.id, act.seq)
+        if main is None:
+            yield from super().on_top_iterations(act, it)
+            return
+        act.main, act.base = True, main.base
+        position = 0  # index of the next element of `it`
+        live = -1  # the iteration whose end state the frame holds (-1: the state before the loop)
+        for i in self.plan.epochs_to_run(main):
+            if live != i - 1:
+                start = self.plan.start_for(main, i, live)
+                if start > live:
+                    position = _skip(it, position, start + 1)
+                    self._restore_checkpoint(main.base + start, act.frame)
+                    live = start
+            while live < i:
+                j = live + 1
+                position = _skip(it, position, j)
+                try:
+                    x = next(it)
+                except StopIteration:
+                    return
+                position += 1
+                act.index = j - 1
+                self._begin_iteration(act)
+                self.executed_epochs.append(main.base + j)
+                yield x
+                self._end_iteration(act, last=False)
+                live = j
+        final = main.count - 1
+        if live < final and self.plan.has_checkpoint(main.base + final):
+            self._restore_checkpoint(main.base + final, act.frame)
+
+    def _restore_checkpoint(self, epoch, frame):
+        changeset.restore(self.load(self.plan.checkpoints[epoch]), {"main": frame})
+
+    # ---- blocks -------------------------------------------------------------------------------
+    def on_block_enter(self, act, can_skip):
+        if self.epoch is None:
+            return False
+        memo = self.plan.memo_for(self.epoch, act.info.id, act.seq)
+        if can_skip and memo is not None and not self.plan.is_probe(act.info.id):
+            main = self.stack[0].frame
+            changeset.restore(self.load(memo), {"main": main, "block": act.frame})
+            self.skipped_blocks += 1
+            return True
+        self.run_blocks += 1
+        return False
+
+    # ---- logs and fidelity ----------------------------------------------------------------------
+    def log(self, name, value, lineno=None):
+        epoch, step, loop_id = self.position()
+        vtype, val = typed(value)
+        k = self.seen.get((name, epoch, step), 0)
+        self.seen[(name, epoch, step)] = k + 1
+        key = (name, epoch, step, k)
+        if key in self.recorded:
+            old = self.recorded[key]
+            if not _same(old, val, self.tolerance):
+                self.divergences.append(dict(epoch=epoch, step=step, name=name, recorded=old, replayed=val))
+            return
+        if name in self.plan.recorded_names:
+            return
+        self.rows.append(dict(name=name, value=val, vtype=vtype, epoch=epoch, step=step, loop_id=loop_id,
+                              lineno=lineno, origin="replay", ts=time.time()))
+
+    def finish(self):
+        if self.rows:
+            self.catalog.add_logs(self.run_id, self.rows)
+
+
+def _skip(it, position, target):
+    while position < target:
+        next(it)
+        position += 1
+    return position
+
+
+def _same(a, b, tolerance):
+    if a == b:
+        return True
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance) if tolerance else False
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return all(_same(x, y, tolerance) for x, y in zip(a, b))
+    return False

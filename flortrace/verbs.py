@@ -1,0 +1,246 @@
+"""The verbs after ``python -m flortrace``: replay, runs, show, logs, rm, gc."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+
+from . import config
+from .store import Store, StoreError
+
+
+def _parser(verb, description):
+    p = argparse.ArgumentParser(prog=f"flortrace {verb}", description=description)
+    p.add_argument("--store", help="store folder (default ./.flortrace, env FLORTRACE_STORE)")
+    return p
+
+
+def _settings(ns, **extra):
+    return config.load({"store": ns.store, **extra})
+
+
+# ---- replay -------------------------------------------------------------------------------------
+def replay(argv):
+    p = _parser("replay", "Re-run an edited script against a recorded run: hindsight log values, exactly.")
+    p.add_argument("--run", type=int, help="run id (default: the latest recorded run of the script)")
+    p.add_argument("--epochs", help="which epochs: 7, 2:5, ::10, 0,3,9, -1 (default: all)")
+    p.add_argument("--plan", action="store_true", help="print the plan and an estimated time; run nothing")
+    p.add_argument("--force", action="store_true", help="replay even if the edit changes state or loops")
+    p.add_argument("--tolerance", type=float, help="relative tolerance for the fidelity check (default 0)")
+    p.add_argument("-q", "--quiet", action="store_true", default=None, help="no flortrace notices on stderr")
+    p.add_argument("-m", dest="module", help="replay a module recorded with -m")
+    p.add_argument("target", nargs="?", help="the (edited) script")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="the script's arguments")
+    p.epilog = "Exit code: the script's; 3 when re-executed code logged values that differ from the recording."
+    ns = p.parse_args(argv)
+    from .replay.epochs import SpecError, parse
+    from .replaying import make_plan, replay as run_replay
+
+    settings = _settings(ns, quiet=ns.quiet, tolerance=ns.tolerance)
+    target, args = (ns.module, ([ns.target] if ns.target else []) + ns.args) if ns.module else (ns.target, ns.args)
+    if target is None:
+        p.error("no script given")
+    epochs = None
+    if ns.epochs:
+        store = Store.open_existing(settings["store"])
+        run, plan = make_plan(store, target, args, settings, bool(ns.module), ns.run, None, True)
+        try:
+            epochs = parse(ns.epochs, len(plan.epoch_seconds))
+        except SpecError as exc:
+            p.error(str(exc))
+        store.close()
+    return run_replay(target, args, settings, bool(ns.module), ns.run, epochs, ns.force, ns.plan)
+
+
+# ---- runs ---------------------------------------------------------------------------------------
+def _when(ts):
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
+
+
+def _size(n):
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
+        n /= 1024
+    return str(n)
+
+
+def _table(rows, columns, out=sys.stdout):
+    cells = [[str(r.get(c, "")) if r.get(c) is not None else "-" for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(), file=out)
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip(), file=out)
+
+
+def runs(argv):
+    p = _parser("runs", "List recorded runs, newest first.")
+    p.add_argument("--json", action="store_true", help="a JSON array instead of a table")
+    ns = p.parse_args(argv)
+    with Store.open_existing(_settings(ns)["store"]) as store:
+        rows = store.catalog.runs()
+    if ns.json:
+        json.dump(rows, sys.stdout, indent=2, default=str)
+        print()
+        return 0
+    if not rows:
+        print("no runs recorded yet")
+        return 0
+    view = [dict(r, started=_when(r["started"]), bytes=_size(r["bytes"] or 0)) for r in rows]
+    _table(view, ["id", "status", "started", "epochs", "checkpoints", "memos", "logs", "bytes", "script"])
+    return 0
+
+
+# ---- show ---------------------------------------------------------------------------------------
+def show(argv):
+    p = _parser("show", "Details of one run: loops, changesets, snapshots per epoch and why, timings, logs.")
+    p.add_argument("run", type=int)
+    p.add_argument("--json", action="store_true")
+    ns = p.parse_args(argv)
+    with Store.open_existing(_settings(ns)["store"]) as store:
+        c = store.catalog
+        run = c.run(ns.run)
+        if run is None:
+            raise StoreError(f"no run {ns.run} in this store (see python -m flortrace runs)")
+        data = dict(
+            run=run,
+            loops=[r for r in c.loops(ns.run) if r["kind"] in ("main", "block")],
+            changesets=c.changesets(ns.run),
+            epochs=c.epochs(ns.run),
+            snapshots=c.snapshots(ns.run),
+            decisions=c.decisions(ns.run),
+            names=sorted({r["name"] for r in c.logs(run_ids=[ns.run])}),
+        )
+    if ns.json:
+        json.dump(data, sys.stdout, indent=2, default=str)
+        print()
+        return 0
+    r = data["run"]
+    print(f"run {r['id']}  {r['status']}  {r['script']} {' '.join(r['argv'] or [])}")
+    print(f"  started {_when(r['started'])}, ended {_when(r['ended'])}, exit code {r['exit_code']}, git {r['git']}")
+    print("loops:")
+    for loop in data["loops"]:
+        print(f"  {loop['kind']:<5} {loop['loop_id']} (line {loop['lineno']})")
+        for name, reason in data["changesets"].get(loop["loop_id"], []):
+            print(f"        changes {name}: {reason}")
+    for name, reason in data["changesets"].get("main", []):
+        print(f"  epoch state {name}: {reason}")
+    snaps = {}
+    for s in data["snapshots"]:
+        snaps.setdefault(s["epoch"], []).append(s)
+    why = {d["epoch"]: f"{d['action']}: {d['reason']}" for d in data["decisions"] if d["kind"] == "snapshot"}
+    print("epochs:")
+    for e in data["epochs"]:
+        got = snaps.get(e["epoch"], [])
+        kinds = ", ".join(sorted({s["kind"] for s in got})) or "-"
+        stored = sum(s["stored"] or 0 for s in got)
+        print(f"  {e['epoch']:>4}  {e['seconds']:8.3f}s  {kinds:<18} {_size(stored):>8}  {why.get(e['epoch'], '')}")
+    print("logged names: " + (", ".join(data["names"]) or "-"))
+    return 0
+
+
+# ---- logs ---------------------------------------------------------------------------------------
+def logs(argv):
+    p = _parser("logs", "Print logged values (recorded and replayed).")
+    p.add_argument("--run", type=int, action="append", help="run id (repeatable; default: the latest run)")
+    p.add_argument("--name", action="append", help="only this name (repeatable)")
+    p.add_argument("--origin", choices=["record", "replay"])
+    p.add_argument("--epochs", help="epoch range such as 2:5")
+    p.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
+    p.add_argument("--output", "-o", help="file to write (required for parquet)")
+    ns = p.parse_args(argv)
+    epochs = None
+    if ns.epochs:
+        lo, _, hi = ns.epochs.partition(":")
+        try:
+            epochs = (int(lo) if lo else None, int(hi) if hi else None) if ":" in ns.epochs else (int(lo), int(lo) + 1)
+        except ValueError:
+            p.error(f"bad --epochs {ns.epochs!r}: use N or A:B")
+    with Store.open_existing(_settings(ns)["store"]) as store:
+        run_ids = ns.run or ([store.catalog.runs()[0]["id"]] if store.catalog.runs() else [])
+        rows = store.catalog.logs(run_ids=run_ids, names=ns.name, origin=ns.origin, epochs=epochs)
+    columns = ["run", "name", "value", "epoch", "step", "origin"]
+    if ns.format == "json":
+        text = json.dumps([{k: r[k] for k in [*columns, "loop_id", "lineno", "ts"]} for r in rows], indent=1)
+        return _emit(text + "\n", ns.output)
+    if ns.format == "csv":
+        out = open(ns.output, "w", newline="") if ns.output else sys.stdout
+        w = csv.writer(out)
+        w.writerow(columns)
+        for r in rows:
+            value = json.dumps(r["value"]) if isinstance(r["value"], list) else r["value"]
+            w.writerow([value if c == "value" else r[c] for c in columns])
+        if ns.output:
+            out.close()
+        return 0
+    if ns.format == "parquet":
+        if not ns.output:
+            p.error("--format parquet needs --output FILE")
+        try:
+            import pandas as pd
+        except ImportError:
+            print("flortrace: --format parquet needs pandas and pyarrow: pip install 'flortrace[parquet]'",
+                  file=sys.stderr)
+            return 2
+        frame = pd.DataFrame([{c: (json.dumps(r[c]) if c == "value" else r[c]) for c in columns} for r in rows])
+        try:
+            frame.to_parquet(ns.output)
+        except ImportError as exc:
+            print(f"flortrace: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    if not rows:
+        print("no logged values match")
+        return 0
+    _table(rows, columns)
+    return 0
+
+
+def _emit(text, path):
+    if path:
+        with open(path, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+# ---- rm, gc -------------------------------------------------------------------------------------
+def rm(argv):
+    p = _parser("rm", "Delete runs from the catalog (their blobs are freed by gc).")
+    p.add_argument("runs", type=int, nargs="+")
+    ns = p.parse_args(argv)
+    with Store.open_existing(_settings(ns)["store"]) as store:
+        for run_id in ns.runs:
+            if store.catalog.run(run_id) is None:
+                raise StoreError(f"no run {run_id} in this store")
+            store.catalog.delete_run(run_id)
+            print(f"removed run {run_id}")
+    return 0
+
+
+def gc(argv):
+    p = _parser("gc", "Free blobs no run references. Dry run unless --yes.")
+    p.add_argument("--yes", action="store_true", help="really delete")
+    ns = p.parse_args(argv)
+    with Store.open_existing(_settings(ns)["store"]) as store:
+        used = store.catalog.referenced_blobs()
+        unused = [d for d in store.blobs if d not in used]
+        size = sum(store.blobs.size(d) for d in unused)
+        if not ns.yes:
+            print(f"would free {len(unused)} blob(s), {_size(size)} (run with --yes to delete)")
+            return 0
+        for d in unused:
+            store.blobs.delete(d)
+        print(f"freed {len(unused)} blob(s), {_size(size)}")
+    return 0
+
+
+VERBS = {"replay": replay, "runs": runs, "show": show, "logs": logs, "rm": rm, "gc": gc}
+
+
+def main(verb, argv, guard):
+    return guard(lambda: VERBS[verb](argv))
