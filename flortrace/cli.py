@@ -37,6 +37,26 @@ verbs:
 """
 
 
+def split_at_script(argv, with_value):
+    """Split ``argv`` before the script's own arguments: flortrace's options come first, then the script
+    (or ``-m module``), then everything else belongs to the script, even names flortrace also uses."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            return argv[:i], argv[i + 1 :]
+        if arg in with_value:
+            if arg == "-m":
+                return argv[: i + 2], argv[i + 2 :]
+            i += 2
+            continue
+        if arg.startswith("-") and arg != "-":
+            i += 1
+            continue
+        return argv[: i + 1], argv[i + 1 :]
+    return argv, []
+
+
 def _record_parser():
     p = argparse.ArgumentParser(prog="flortrace", add_help=False, allow_abbrev=False)
     p.add_argument("--store")
@@ -47,26 +67,23 @@ def _record_parser():
     p.add_argument("--version", action="store_true")
     p.add_argument("-m", dest="module")
     p.add_argument("target", nargs="?")
-    p.add_argument("args", nargs=argparse.REMAINDER)
     return p
 
 
 def record_main(argv):
     from .recording import record
 
-    ns, rest = _record_parser().parse_known_args(argv)
+    own, args = split_at_script(argv, {"--store", "--overhead", "--name", "-m"})
+    ns, unknown = _record_parser().parse_known_args(own)
+    if unknown:
+        return _usage(f"unknown option {unknown[0]}")
     if ns.help:
         print(RECORD_HELP, end="")
         return 0
     if ns.version:
         print(f"flortrace {__version__}")
         return 0
-    if ns.module:
-        target, args, module = ns.module, ([ns.target] if ns.target else []) + ns.args, True
-    else:
-        target, args, module = ns.target, ns.args, False
-    if rest and not module and target is None:
-        return _usage(f"unknown option {rest[0]}")
+    target, module = (ns.module, True) if ns.module else (ns.target, False)
     if target is None:
         return _usage("no script given")
     try:

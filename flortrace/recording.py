@@ -82,6 +82,7 @@ def record(target, argv, settings, module=False):
         name=settings.get("name"),
     )
     writer = SnapshotWriter(str(store.root), run_id)
+    writer.start()  # the process imports while the script sets up, so the first snapshot need not wait
     recorder = Recorder(catalog, run_id, writer, settings["overhead"], notify)
     project = ProjectFilter(root, settings["include"], settings["exclude"])
     patch = Instrumenter(project, recorder.register, lambda rel, src: catalog.add_source(run_id, rel, src))

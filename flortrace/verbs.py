@@ -9,6 +9,7 @@ import sys
 import time
 
 from . import config
+from .cli import split_at_script
 from .store import Store, StoreError
 
 
@@ -33,9 +34,11 @@ def replay(argv):
     p.add_argument("-q", "--quiet", action="store_true", default=None, help="no flortrace notices on stderr")
     p.add_argument("-m", dest="module", help="replay a module recorded with -m")
     p.add_argument("target", nargs="?", help="the (edited) script")
-    p.add_argument("args", nargs=argparse.REMAINDER, help="the script's arguments")
+    p.usage = "flortrace replay [options] script.py [args ...]"
     p.epilog = "Exit code: the script's; 3 when re-executed code logged values that differ from the recording."
-    ns = p.parse_args(argv)
+    own, rest = split_at_script(argv, {"--run", "--epochs", "--tolerance", "--store", "-m"})
+    ns = p.parse_args(own)
+    ns.args = rest
     from .replay.epochs import SpecError, parse
     from .replaying import make_plan, replay as run_replay
 

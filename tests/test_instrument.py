@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 
 import pytest
@@ -217,7 +218,7 @@ def test_emitter_calls_hook_on_this_version():
     assert seen == [(21, "x"), "m"]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=int(os.environ.get("FLORTRACE_TEST_EXAMPLES", 40)), deadline=None)
 @given(
     st.lists(st.sampled_from(["for", "while", "break", "continue", "if"]), min_size=1, max_size=6),
     st.integers(0, 4),

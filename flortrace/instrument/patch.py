@@ -88,23 +88,47 @@ def _find_loops(instrs):
     labels = {id(x): i for i, x in enumerate(instrs) if isinstance(x, Label)}
     loops, for_headers = [], set()
     for i, ins in enumerate(instrs):
+        if isinstance(ins, Instr) and ins.name == "FOR_ITER":  # also inlined comprehensions (3.12+)
+            k = i - 1
+            while k >= 0 and not isinstance(instrs[k], Instr):
+                if isinstance(instrs[k], Label):
+                    for_headers.add(k)
+                k -= 1
         if isinstance(ins, Instr) and ins.name == "GET_ITER":
             j = _next_instr(instrs, i)
             if j is not None and instrs[j].name == "FOR_ITER":
-                for_headers.update(k for k in range(i, j) if isinstance(instrs[k], Label))
                 loops.append(("for", i, j, labels[id(instrs[j].arg)]))
     reach = _reachable(instrs, labels)
-    backedges = {}
+    edges = []
     for i, ins in enumerate(instrs):
         if not (isinstance(ins, Instr) and ins.has_jump() and isinstance(ins.arg, Label)):
             continue
         target = labels[id(ins.arg)]
         if target < i and target not in for_headers and i in reach and "NO_INTERRUPT" not in ins.name:
-            backedges[target] = max(backedges.get(target, -1), i)
-    for header, last in backedges.items():
-        loops.append(("while", header, header, last))
+            edges.append((target, i))
+    loops.extend(("while", first, tick, last) for first, tick, last in _merge_while(edges))
     loops.sort(key=lambda loop: loop[1])
     return loops
+
+
+def _merge_while(edges):
+    """Group back edges into while loops: [(entry, tick, last)].
+
+    A loop may have several back-edge targets (3.11 sends `continue` to the test, the bottom test to the
+    body): overlapping, non-nested ranges are one loop. It is entered at its first target and ticks at the
+    target of its last back edge, which every iteration passes."""
+    loops = []
+    for target, source in sorted(edges, key=lambda e: (e[0], -e[1])):
+        for loop in reversed(loops):
+            first, tick, last = loop
+            if first <= target <= last < source:  # overlaps the end of a loop: another edge of it
+                loop[1], loop[2] = target, source
+                break
+            if target in (first, tick) and source <= last:  # back to a label the loop already uses
+                break
+        else:
+            loops.append([target, target, source])
+    return [tuple(loop) for loop in loops]
 
 
 def _qualname(code, parent_qual, parent_is_class):
@@ -139,11 +163,11 @@ def instrument(code, file, hooks, loops_out=None, spans=None, _parent=None, _par
     for position, (kind, first, header, last) in enumerate(found):
         lines = _lines(instrs, first, last + 1)
         lineno = lines[0] if lines else code.co_firstlineno
-        start = _lines(instrs, first if kind == "for" else header, last + 1)
+        start = _lines(instrs, first if kind == "for" else header, last + 1)  # while: the body's first line
         hint = instrs[last].lineno if kind == "while" else None
         ordinal = sourcemap.match(spans, qual, kind, start[0], hint) if spans and start else None
         ordinal = position if ordinal is None else ordinal
-        end = last if kind == "for" else last + 1
+        body = (header + 1, last) if kind == "for" else (first + 1, last + 1)
         info = LoopInfo(
             id=f"{file}:{qual}#{ordinal}",
             file=file,
@@ -152,18 +176,18 @@ def instrument(code, file, hooks, loops_out=None, spans=None, _parent=None, _par
             kind=kind,
             lineno=min(lines, default=lineno),
             end_lineno=max(lines, default=lineno),
-            effects=analyze(_pairs(instrs[header + 1 : end]), _pairs(instrs[end:])),
+            effects=analyze(_pairs(instrs[body[0] : body[1]]), _pairs(instrs[body[1] :])),
         )
         loops_out.append(info)
         if kind == "for":
             pre.setdefault(first, []).extend(emit.wrap_top(hooks.for_loop, info, lineno))
             continue
-        _patch_while(instrs, info, hooks, header, last, lineno, pre, post, tail, retarget)
+        _patch_while(instrs, info, hooks, first, header, last, lineno, pre, post, tail, retarget)
     out = []
     for i, ins in enumerate(instrs):
         out.extend(pre.get(i, ()))
-        if isinstance(ins, Instr) and id(ins) in retarget:
-            ins.arg = retarget[id(ins)]
+        if isinstance(ins, Instr) and id(ins) in retarget:  # trampolines live at the end: jump forward
+            ins.set(ins.name.replace("BACKWARD", "FORWARD"), retarget[id(ins)])
         out.append(ins)
         out.extend(post.get(i, ()))
     out.extend(tail)
@@ -172,27 +196,34 @@ def instrument(code, file, hooks, loops_out=None, spans=None, _parent=None, _par
     return bc.to_code()
 
 
-def _patch_while(instrs, info, hooks, header, last, lineno, pre, post, tail, retarget):
+def _patch_while(instrs, info, hooks, first, tick, last, lineno, pre, post, tail, retarget):
+    """Enter before ``first``, tick after the ``tick`` label, exit on every edge leaving [first, last]."""
     labels = {id(x): i for i, x in enumerate(instrs) if isinstance(x, Label)}
     entry = Label()
-    pre.setdefault(header, []).extend([entry, *emit.call_discard(hooks.while_enter, info, lineno)])
-    post.setdefault(header, []).extend(emit.call_discard(hooks.while_tick, info, lineno))
-    exit_call = emit.call_discard(hooks.while_exit, info, lineno)
+    pre.setdefault(first, []).extend([entry, *emit.call_discard(hooks.while_enter, info, lineno)])
+    post.setdefault(tick, []).extend(emit.call_discard(hooks.while_tick, info, lineno))
     for i, ins in enumerate(instrs):
         if not isinstance(ins, Instr):
             continue
         target = labels.get(id(ins.arg)) if ins.has_jump() and isinstance(ins.arg, Label) else None
-        inside = header < i <= last
-        if target == header and i < header:
+        inside = first < i <= last
+        if target == first and i < first:
             retarget[id(ins)] = entry
-        elif inside and target is not None and not header <= target <= last:
+        elif (
+            inside
+            and target is not None
+            and not first <= target <= last
+            and id(ins) not in retarget
+            and ins.name != "FOR_ITER"  # 3.12+ jumps past its target's END_FOR: never redirect it
+            and "NO_INTERRUPT" not in ins.name
+        ):
             trampoline = Label()
             retarget[id(ins)] = trampoline
             tail.extend([trampoline, *emit.call_discard(hooks.while_exit, info, lineno), emit.jump_back(ins.arg)])
         elif inside and ins.name in _RETURNS:
             pre.setdefault(i, []).extend(emit.call_discard(hooks.while_exit, info, lineno))
     if not instrs[last].is_uncond_jump():
-        post.setdefault(last, []).extend(exit_call)
+        post.setdefault(last, []).extend(emit.call_discard(hooks.while_exit, info, lineno))
 
 
 def instrument_module_code(code, file, hooks, source=None):

@@ -11,7 +11,7 @@ import sys
 import time
 from time import perf_counter
 
-from . import changeset
+from . import changeset, frames
 from .frames import MISSING
 from .frames import lookup as _lookup
 from .logvalues import typed
@@ -19,7 +19,8 @@ from .policy import Policy
 from .session import Session
 
 DYNAMIC_EPOCHS = 2  # epochs whose blocks are fingerprinted to discover changesets
-FLUSH_ROWS = 500
+FLUSH_ROWS = 2000  # buffered catalog rows before a write
+FLUSH_SECONDS = 2.0  # ... or seconds since the last write
 
 
 class Recorder(Session):
@@ -33,7 +34,11 @@ class Recorder(Session):
         self.main_items = set()  # (scope, name) of the main frame that epochs change
         self.block_items = {}  # loop id -> {(where, scope, name)}
         self.reasons = {}  # loop id -> {name: reason}
-        self.logs, self.warned = [], set()
+        self.warned = set()
+        self._rows = dict(epochs=[], blocks=[], decisions=[], logs=[])
+        self._rows_count = 0
+        self._flushed = perf_counter()
+        self._new_loops = []
         self.main_runs = []
         self.epochs_done = 0
         self.checkpoints = 0
@@ -41,7 +46,9 @@ class Recorder(Session):
         self._memos = []
         self._epoch_stall = 0.0
         self._main_fp = None
+        self._top_fp = {}
         self._block_fp = {}
+        self._taken = []  # (epoch, kind, loop id, changeset size when captured)
         self._last_compute = None
 
     # ---- instrumentation callback ---------------------------------------------------------------
@@ -50,8 +57,18 @@ class Recorder(Session):
             self.loops[info.id] = info
 
     # ---- epochs ---------------------------------------------------------------------------------
+    def on_top_enter(self, act):
+        # A top loop may turn out to be the main loop: fingerprint what its frame reaches before its first
+        # iteration (first execution only), so epoch 0 is compared against the state before it.
+        if act.seq == 0 and self.epochs_done < DYNAMIC_EPOCHS:
+            self._top_fp[act] = changeset.fingerprints(changeset.namespace(act.frame))
+
+    def on_top_exit(self, act):
+        self._top_fp.pop(act, None)
+
     def on_main(self, act):
         self.kinds[act.info.id] = ("main", None)
+        self._new_loops.append(act.info)
         self.main_runs.append(dict(loop_id=act.info.id, run=act.seq, base=act.base))
         self.catalog.set_run_info(self.run_id, main_runs=self.main_runs)
         self._start_epoch(act)
@@ -64,9 +81,10 @@ class Recorder(Session):
         self._memos = []
         take, reason = self.policy.decide(self._last_compute, self.writer.busy)
         self._snap = take
-        self.catalog.add_decision(self.run_id, self.epoch, "snapshot", None, "take" if take else "skip", reason)
+        self._decide(self.epoch, "snapshot", None, "take" if take else "skip", reason)
         if self.epochs_done < DYNAMIC_EPOCHS:
-            self._main_fp = changeset.fingerprints(changeset.namespace(act.frame))
+            first = self._top_fp.pop(act, None) if act.index == 0 else None
+            self._main_fp = first or changeset.fingerprints(changeset.namespace(act.frame))
 
     def on_epoch_end(self, act, last):
         now = perf_counter()
@@ -74,20 +92,38 @@ class Recorder(Session):
         seconds = now - act.started
         if self._main_fp is not None:
             after = changeset.fingerprints(changeset.namespace(act.frame))
+            body = act.info.effects
             for key in changeset.changed(self._main_fp, after):
+                if key[0] == "local" and frames.is_function_frame(act.frame) and key[1] not in body.read | body.read_after:
+                    continue  # a local of the main loop's function that is dead after each epoch
                 self._add_main(key, "changed during an epoch")
             self._main_fp = None
         body = act.info.effects
         for name in body.rebound & (body.read | body.read_after):
             scope, _ = _lookup(act.frame, name)
             self._add_main((scope, name), "rebound in the epoch loop")
+        self._invalidate()
         if self._snap or last:
             self._checkpoint(act, epoch, last)
-        self.catalog.add_epoch(self.run_id, epoch, act.info.id, act.index, time.time() - seconds, seconds)
+        self._add("epochs", (epoch, act.info.id, act.index, time.time() - seconds, seconds))
         self.policy.add_compute(seconds - self._epoch_stall)
         self._last_compute = seconds - self._epoch_stall
         self.epochs_done += 1
-        self._flush_logs()
+        self._flush(force=self._snap or last)
+
+    def _checkpoint_size(self):
+        return len(self.main_items) + sum(1 for keys in self.block_items.values() for k in keys if k[0] == "main")
+
+    def _invalidate(self):
+        """Snapshots taken while changesets were still being discovered are unusable if they grew since."""
+        keep = []
+        for epoch, kind, loop_id, size in self._taken:
+            now = self._checkpoint_size() if kind == "checkpoint" else len(self.block_items.get(loop_id, ()))
+            if now > size:
+                self._decide(epoch, kind, loop_id, "invalid", "its changeset grew after it was taken")
+            else:
+                keep.append((epoch, kind, loop_id, size))
+        self._taken = keep if self.epochs_done < DYNAMIC_EPOCHS else []
 
     def _add_main(self, key, reason):
         if key not in self.main_items:
@@ -104,16 +140,28 @@ class Recorder(Session):
         self._epoch_stall += stall
         self.policy.add_stall(stall + sum(m["stall"] for m in self._memos), full=True)
         self._warn(problems)
-        reason = "last epoch" if last and not self._snap else "policy"
+        reason = "policy"
+        if last and not self._snap:
+            reason = "last epoch of the main loop: always checkpointed"
+            self._decide(epoch, "snapshot", None, "take", reason)
         snaps = [dict(m, kind="memo") for m in self._memos]
         snaps.append(dict(kind="checkpoint", loop_id=act.info.id, seq=None, payload=payload, stall=stall,
                           partial=bool(problems)))
+        keep = []
+        for snap in snaps:
+            if snap.pop("partial"):
+                self._decide(epoch, snap["kind"], snap["loop_id"], "skip", "some of its state cannot be captured")
+            else:
+                keep.append(snap)
+        snaps = keep
         if last and self.writer.busy:
             self.writer.wait()
-        if self.writer.submit_many(snaps, epoch=epoch, reason=reason):
+        if snaps and self.writer.submit_many(snaps, epoch=epoch, reason=reason):
             self.checkpoints += 1
-        else:
-            self.catalog.add_decision(self.run_id, epoch, "snapshot", None, "dropped", "writer busy or failed")
+            size = self._checkpoint_size()
+            self._taken.extend((epoch, s["kind"], s["loop_id"], s.get("size", size)) for s in snaps)
+        elif snaps:
+            self._decide(epoch, "snapshot", None, "dropped", "writer busy or failed")
         self._memos = []
 
     # ---- blocks -------------------------------------------------------------------------------
@@ -128,6 +176,7 @@ class Recorder(Session):
     def on_block_enter(self, act, can_skip):
         if act.info.id not in self.kinds:
             self.kinds[act.info.id] = ("block", self.stack[0].info.id)
+            self._new_loops.append(act.info)
         if self.epochs_done < DYNAMIC_EPOCHS:
             self._block_fp[act] = changeset.fingerprints(self._block_candidates(act))
         act.started = perf_counter()
@@ -142,6 +191,8 @@ class Recorder(Session):
         where = "main" if act.frame is main else "block"
         if before is not None:
             for key in changeset.changed(before, changeset.fingerprints(self._block_candidates(act))):
+                if key[:2] == ("block", "local") and key[2] not in info.effects.read_after:
+                    continue  # a local of the block's function that nothing reads after the loop
                 if key not in keys:
                     keys.add(key)
                     self.reasons.setdefault(info.id, {})[key[2]] = "changed during the block"
@@ -157,23 +208,44 @@ class Recorder(Session):
             stall = perf_counter() - t0
             self._epoch_stall += stall
             self._warn(problems)
-            self._memos.append(dict(loop_id=info.id, seq=act.seq, payload=payload, stall=stall, partial=bool(problems)))
+            self._memos.append(dict(loop_id=info.id, seq=act.seq, payload=payload, stall=stall,
+                                    partial=bool(problems), size=len(keys)))
         if self.epoch is not None:
-            self.catalog.add_block(self.run_id, self.epoch, info.id, act.seq, act.steps, seconds)
+            self._add("blocks", (self.epoch, info.id, act.seq, act.steps, seconds))
 
-    # ---- logs -----------------------------------------------------------------------------------
+    # ---- logs and catalog rows ---------------------------------------------------------------------
     def log(self, name, value, lineno=None):
         epoch, step, loop_id = self.position()
         vtype, val = typed(value)
-        self.logs.append(dict(name=name, value=val, vtype=vtype, epoch=epoch, step=step, loop_id=loop_id,
-                              lineno=lineno, origin="record", ts=time.time()))
-        if len(self.logs) >= FLUSH_ROWS:
-            self._flush_logs()
+        self._add("logs", dict(name=name, value=val, vtype=vtype, epoch=epoch, step=step, loop_id=loop_id,
+                               lineno=lineno, origin="record", ts=time.time()))
 
-    def _flush_logs(self):
-        if self.logs:
-            self.catalog.add_logs(self.run_id, self.logs)
-            self.logs = []
+    def _decide(self, epoch, kind, loop_id, action, reason):
+        self._add("decisions", (epoch, kind, loop_id, action, reason))
+
+    def _add(self, table, row):
+        self._rows[table].append(row)
+        self._rows_count += 1
+        if self._rows_count >= FLUSH_ROWS:
+            self._flush(force=True)
+
+    def _flush(self, force=False):
+        """Write buffered rows: at snapshots, every few seconds, and at the end (tiny epochs stay cheap)."""
+        if not force and perf_counter() - self._flushed < FLUSH_SECONDS:
+            return
+        if self._new_loops:
+            self.catalog.add_loops(self.run_id, [self._loop_row(i) for i in self._new_loops])
+            self._new_loops = []
+        if self._rows_count:
+            self.catalog.add_progress(self.run_id, **self._rows)
+            self._rows = dict(epochs=[], blocks=[], decisions=[], logs=[])
+            self._rows_count = 0
+        self._flushed = perf_counter()
+
+    def _loop_row(self, info):
+        kind, parent = self.kinds.get(info.id, ("loop", None))
+        return dict(loop_id=info.id, file=info.file, qualname=info.qualname, ordinal=info.ordinal,
+                    lineno=info.lineno, kind=kind, parent=parent)
 
     def _warn(self, problems):
         for p in problems:
@@ -184,13 +256,8 @@ class Recorder(Session):
     # ---- end of run ------------------------------------------------------------------------------
     def finish(self):
         """Flush everything; called once when the script ends (any way but SIGKILL)."""
-        self._flush_logs()
-        rows = [
-            dict(loop_id=i.id, file=i.file, qualname=i.qualname, ordinal=i.ordinal, lineno=i.lineno,
-                 kind=self.kinds.get(i.id, ("loop", None))[0], parent=self.kinds.get(i.id, (None, None))[1])
-            for i in self.loops.values()
-        ]
-        self.catalog.add_loops(self.run_id, rows)
+        self._new_loops = list(self.loops.values())
+        self._flush(force=True)
         for loop_id, reasons in self.reasons.items():
             self.catalog.set_changeset(self.run_id, loop_id, sorted(reasons.items()))
         if self.warned:

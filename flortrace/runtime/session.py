@@ -45,6 +45,9 @@ class Session:
         self.top_runs: dict[str, int] = {}  # loop id -> how many times it ran as a top loop
 
     # ---- what subclasses override -------------------------------------------------------------
+    def on_top_enter(self, act):
+        """A top loop is about to run its first iteration."""
+
     def on_main(self, act):
         """A top loop was just confirmed as a main loop (during its iteration ``act.index``)."""
 
@@ -106,6 +109,7 @@ class Session:
     def _top(self, iterable, act):
         self._count_top(act)
         self.stack.append(act)
+        self.on_top_enter(act)
         try:
             yield from self.on_top_iterations(act, iter(iterable))
         finally:
@@ -188,6 +192,7 @@ class Session:
             act = Activation(info, frame, "top", whileloop=True)
             self._count_top(act)
             self.stack.append(act)
+            self.on_top_enter(act)
         elif depth == 1 and self.stack[0].iterating:
             act = self._new_block(info, frame, True)
             self.on_block_enter(act, False)

@@ -1,0 +1,199 @@
+"""The pieces every capture is made of.
+
+A capture is a tree of small records (subclasses of `Captured`) holding plain Python data and numpy arrays,
+never live user objects: it must unpickle in the writer process and in a replay process that has not yet
+defined the script's classes. Types are kept by name (`TypeRef`) and resolved only when a new object has to
+be built. Records that stand for a mutable object carry a `key`; a later occurrence of the same object in the
+same capture is a `Ref` to that key, so shared references and cycles come back shared.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+import sys
+from dataclasses import dataclass, field
+
+import cloudpickle
+
+
+class Unsupported(Exception):
+    """An object cannot be captured or restored; the message says which and why."""
+
+
+class Captured:
+    """Base class of all capture records."""
+
+    def restore(self, obj, ctx: RestoreContext):
+        """Restore into `obj` in place when possible; return the object to bind (obj itself or a new one)."""
+        return self.materialize(ctx)
+
+    def materialize(self, ctx: RestoreContext):
+        """Build a new object from this record."""
+        raise Unsupported(f"cannot build a new object from {type(self).__name__}")
+
+
+def type_name(obj_or_type) -> str:
+    """`module.Qualname` of a type (or of an object's type), without `builtins.`."""
+    cls = obj_or_type if isinstance(obj_or_type, type) else type(obj_or_type)
+    module = getattr(cls, "__module__", None)
+    if module in (None, "builtins"):
+        return cls.__qualname__
+    return f"{module}.{cls.__qualname__}"
+
+
+def resolve_name(module: str, qualname: str | None):
+    """The object named `module.qualname`, importing the module if needed; raises LookupError."""
+    if "<locals>" in (qualname or ""):
+        raise LookupError(f"{module}.{qualname} is local to a function")
+    try:
+        obj = sys.modules.get(module) or importlib.import_module(module)
+        for part in (qualname or "").split(".") if qualname else ():
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise LookupError(f"{module}.{qualname} not found: {exc}") from None
+    return obj
+
+
+@dataclass(frozen=True)
+class TypeRef:
+    """A class by name."""
+
+    module: str
+    qualname: str
+
+    @classmethod
+    def of(cls, obj) -> TypeRef:
+        t = type(obj)
+        return cls(t.__module__, t.__qualname__)
+
+    def matches(self, obj) -> bool:
+        t = type(obj)
+        return t.__qualname__ == self.qualname and t.__module__ == self.module
+
+    def resolve(self) -> type:
+        try:
+            return resolve_name(self.module, self.qualname)
+        except LookupError as exc:
+            raise Unsupported(f"cannot rebuild {self}: {exc}") from None
+
+    def __str__(self) -> str:
+        return self.qualname if self.module == "builtins" else f"{self.module}.{self.qualname}"
+
+
+@dataclass
+class Value(Captured):
+    """An immutable value kept as it is (numbers, strings, bytes, None, tuples of those)."""
+
+    value: object
+
+    def restore(self, obj, ctx):
+        return self.value
+
+    def materialize(self, ctx):
+        return self.value
+
+
+@dataclass
+class Ref(Captured):
+    """A second occurrence of an object captured earlier in the same capture."""
+
+    key: int
+
+    def restore(self, obj, ctx):
+        return ctx.lookup(self.key)
+
+    def materialize(self, ctx):
+        return ctx.lookup(self.key)
+
+
+@dataclass
+class Code(Captured):
+    """Not state (a function, class, module, logger...): kept by name, left alone on restore.
+
+    `module` is None when the object cannot be found again by name (a lambda, a bound method, a logger).
+    """
+
+    what: str
+    module: str | None = None
+    qualname: str | None = None
+
+    def restore(self, obj, ctx):
+        return self.materialize(ctx) if obj is None else obj
+
+    def materialize(self, ctx):
+        if self.module is None:
+            raise Unsupported(f"cannot rebuild {self.what}: it is not state and has no importable name")
+        try:
+            return resolve_name(self.module, self.qualname)
+        except LookupError as exc:
+            raise Unsupported(f"cannot rebuild {self.what}: {exc}") from None
+
+
+@dataclass
+class Pickled(Captured):
+    """An object with no finer adapter, kept as pickle bytes (cloudpickle when plain pickle fails)."""
+
+    key: int
+    type: TypeRef
+    data: bytes
+
+    @classmethod
+    def of(cls, obj, key: int, where: str = "") -> Pickled:
+        try:
+            data = pickle.dumps(obj, protocol=5)
+        except Exception:
+            try:
+                data = cloudpickle.dumps(obj, protocol=5)
+            except Exception as exc:
+                raise Unsupported(f"cannot capture {type_name(obj)}{where}: {exc}") from None
+        return cls(key, TypeRef.of(obj), data)
+
+    def restore(self, obj, ctx):
+        new = pickle.loads(self.data)
+        if type(obj) is type(new) and _assign_contents(obj, new):
+            ctx.remember(self.key, obj)
+            return obj
+        ctx.remember(self.key, new)
+        return new
+
+    def materialize(self, ctx):
+        return ctx.remember(self.key, pickle.loads(self.data))
+
+
+def _assign_contents(obj, new) -> bool:
+    """Copy the contents of `new` into `obj` for the few mutable builtins that allow it."""
+    if isinstance(obj, bytearray) or type(obj).__module__ == "array":
+        obj[:] = new
+        return True
+    np = sys.modules.get("numpy")
+    if np is not None and type(obj) is np.ndarray and obj.flags.writeable:
+        if obj.shape == new.shape and obj.dtype == new.dtype:
+            obj[...] = new
+            return True
+    return False
+
+
+@dataclass
+class RestoreContext:
+    """State of one restore: objects restored or built so far, by capture key."""
+
+    memo: dict[int, object] = field(default_factory=dict)
+    borrow: bool = False  # new tensors may share memory with the capture (they are only copied from)
+
+    def remember(self, key: int | None, obj):
+        if key is not None:
+            self.memo[key] = obj
+        return obj
+
+    def lookup(self, key: int):
+        try:
+            return self.memo[key]
+        except KeyError:
+            raise Unsupported("a reference cycle runs through an immutable container") from None
+
+    def restore(self, obj, rec: Captured):
+        return rec.restore(obj, self)
+
+    def materialize(self, rec: Captured):
+        return rec.materialize(self)

@@ -1,0 +1,373 @@
+"""Containers and plain Python objects, captured element by element so that restore can work in place.
+
+Restoring a list, dict, set or deque replaces its contents but keeps the container; an element is restored
+in place when the live element at the same index or key is of the same kind (a list of tensors keeps its
+tensors). Objects get their `__dict__` and `__slots__` restored the same way; attributes that did not exist
+at capture time are deleted. Classes that define their own `__getstate__`/`__setstate__` pair are restored
+through that pair. Instances of classes with C-level state, enums and frozen dataclasses are pickled
+(`Pickled`) and come back as new objects.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import enum
+import functools
+import struct
+import types
+from dataclasses import dataclass
+
+from flortrace.state.base import Captured, Pickled, TypeRef, Unsupported, Value
+from flortrace.state.kinds import SCALARS
+
+_HEAPTYPE = 1 << 9
+_PTR = struct.calcsize("P")
+_OBJECT_GETSTATE = getattr(object, "__getstate__", None)
+_MISSING = object()
+
+
+def _all_scalars(items) -> bool:
+    return all(type(x) in SCALARS for x in items)
+
+
+def _capture_items(items, ctx) -> list[Captured]:
+    return [ctx.child(x, f"[{i}]") for i, x in enumerate(items)]
+
+
+def _rebuild_items(recs, plain: bool, live, ctx) -> list:
+    """New contents for a sequence: restored in place into `live[i]` where it exists."""
+    if plain:
+        return list(recs)
+    return [ctx.restore(live[i], r) if i < len(live) else ctx.materialize(r) for i, r in enumerate(recs)]
+
+
+def _capture_attrs(obj, ctx) -> dict | None:
+    d = getattr(obj, "__dict__", None)
+    if d is None:
+        return None
+    return {k: ctx.child(v, f".{k}") for k, v in list(d.items())}
+
+
+def _restore_attrs(obj, attrs: dict | None, ctx) -> None:
+    """Make `obj.__dict__` hold exactly the captured attributes, restoring values in place."""
+    if attrs is None:
+        return
+    d = obj.__dict__
+    for k in [k for k in d if k not in attrs]:
+        del d[k]
+    for k, rec in attrs.items():
+        cur = d.get(k, _MISSING)
+        new = ctx.materialize(rec) if cur is _MISSING else ctx.restore(cur, rec)
+        if new is not cur:
+            d[k] = new
+
+
+def _new_instance(type_ref: TypeRef, base: type):
+    cls = type_ref.resolve()
+    if not isinstance(cls, type) or not issubclass(cls, base):
+        raise Unsupported(f"{type_ref} is no longer a {base.__name__} subclass")
+    return cls.__new__(cls)
+
+
+@dataclass
+class ListState(Captured):
+    """A list (or list subclass): its items, or a plain copy when all items are scalars."""
+
+    key: int
+    type: TypeRef
+    items: list
+    plain: bool
+    attrs: dict | None
+
+    def restore(self, obj, ctx):
+        if not (isinstance(obj, list) and self.type.matches(obj)):
+            return self.materialize(ctx)
+        ctx.remember(self.key, obj)
+        list.__setitem__(obj, slice(None), _rebuild_items(self.items, self.plain, obj, ctx))
+        _restore_attrs(obj, self.attrs, ctx)
+        return obj
+
+    def materialize(self, ctx):
+        builtin = self.type.module == "builtins" and self.type.qualname == "list"
+        obj = ctx.remember(self.key, [] if builtin else _new_instance(self.type, list))
+        list.extend(obj, _rebuild_items(self.items, self.plain, (), ctx))
+        _restore_attrs(obj, self.attrs, ctx)
+        return obj
+
+
+@dataclass
+class TupleState(Captured):
+    """A tuple holding mutable objects, or a tuple subclass (namedtuple, torch.Size...)."""
+
+    key: int
+    type: TypeRef
+    items: list
+    plain: bool
+
+    def restore(self, obj, ctx):
+        if not (isinstance(obj, tuple) and self.type.matches(obj) and len(obj) == len(self.items)):
+            return self.materialize(ctx)
+        items = _rebuild_items(self.items, self.plain, obj, ctx)
+        if all(a is b for a, b in zip(items, obj, strict=True)):
+            return ctx.remember(self.key, obj)
+        return ctx.remember(self.key, self._build(items))
+
+    def materialize(self, ctx):
+        return ctx.remember(self.key, self._build(_rebuild_items(self.items, self.plain, (), ctx)))
+
+    def _build(self, items: list) -> tuple:
+        if self.type.module == "builtins" and self.type.qualname == "tuple":
+            return tuple(items)
+        cls = self.type.resolve()
+        return cls._make(items) if hasattr(cls, "_make") else cls(items)
+
+
+@dataclass
+class DictState(Captured):
+    """A dict (OrderedDict, defaultdict, Counter, subclasses): (key, value) records, or a plain copy."""
+
+    key: int
+    type: TypeRef
+    items: list | dict  # [(key record, value record)], or a dict copy when plain
+    plain: bool
+    default_factory: Captured | None
+    attrs: dict | None
+
+    def restore(self, obj, ctx):
+        if not (isinstance(obj, dict) and self.type.matches(obj)):
+            return self.materialize(ctx)
+        ctx.remember(self.key, obj)
+        self._fill(obj, obj, ctx)
+        return obj
+
+    def materialize(self, ctx):
+        builtin = self.type.module == "builtins" and self.type.qualname == "dict"
+        obj = ctx.remember(self.key, {} if builtin else _new_instance(self.type, dict))
+        self._fill(obj, {}, ctx)
+        return obj
+
+    def _fill(self, obj: dict, live: dict, ctx) -> None:
+        if self.plain:
+            new = self.items
+        else:
+            new = {}
+            for krec, vrec in self.items:
+                k = ctx.materialize(krec)
+                new[k] = ctx.restore(live[k], vrec) if k in live else ctx.materialize(vrec)
+        if self.default_factory is not None:
+            obj.default_factory = ctx.restore(obj.default_factory, self.default_factory)
+        obj.clear()
+        obj.update(new)
+        _restore_attrs(obj, self.attrs, ctx)
+
+
+@dataclass
+class SetState(Captured):
+    """A set or frozenset (or subclass) holding anything that is not a plain value."""
+
+    key: int
+    type: TypeRef
+    items: list
+    plain: bool
+    attrs: dict | None
+
+    def restore(self, obj, ctx):
+        if not (isinstance(obj, set) and self.type.matches(obj)):
+            return self.materialize(ctx)
+        ctx.remember(self.key, obj)
+        items = _rebuild_items(self.items, self.plain, (), ctx)
+        obj.clear()
+        obj.update(items)
+        _restore_attrs(obj, self.attrs, ctx)
+        return obj
+
+    def materialize(self, ctx):
+        cls = self.type.resolve()
+        if issubclass(cls, frozenset):
+            return ctx.remember(self.key, cls(_rebuild_items(self.items, self.plain, (), ctx)))
+        obj = ctx.remember(self.key, cls.__new__(cls))
+        set.update(obj, _rebuild_items(self.items, self.plain, (), ctx))
+        _restore_attrs(obj, self.attrs, ctx)
+        return obj
+
+
+@dataclass
+class DequeState(Captured):
+    """A collections.deque with its maxlen."""
+
+    key: int
+    type: TypeRef
+    items: list
+    plain: bool
+    maxlen: int | None
+    attrs: dict | None
+
+    def restore(self, obj, ctx):
+        if not (isinstance(obj, collections.deque) and self.type.matches(obj) and obj.maxlen == self.maxlen):
+            return self.materialize(ctx)
+        ctx.remember(self.key, obj)
+        items = _rebuild_items(self.items, self.plain, list(obj), ctx)
+        obj.clear()
+        obj.extend(items)
+        _restore_attrs(obj, self.attrs, ctx)
+        return obj
+
+    def materialize(self, ctx):
+        obj = ctx.remember(self.key, _new_instance(self.type, collections.deque))
+        collections.deque.__init__(obj, _rebuild_items(self.items, self.plain, (), ctx), self.maxlen)
+        _restore_attrs(obj, self.attrs, ctx)
+        return obj
+
+
+@dataclass
+class ObjectState(Captured):
+    """A plain Python object: its `__dict__` and `__slots__` values."""
+
+    key: int
+    type: TypeRef
+    attrs: dict | None
+    slots: dict
+
+    def restore(self, obj, ctx):
+        if not self.type.matches(obj):
+            return self.materialize(ctx)
+        ctx.remember(self.key, obj)
+        self._fill(obj, ctx)
+        return obj
+
+    def materialize(self, ctx):
+        obj = ctx.remember(self.key, _new_instance(self.type, object))
+        self._fill(obj, ctx)
+        return obj
+
+    def _fill(self, obj, ctx) -> None:
+        _restore_attrs(obj, self.attrs, ctx)
+        for name in slot_names(type(obj)):
+            cur = getattr(obj, name, _MISSING)
+            if name not in self.slots:
+                if cur is not _MISSING:
+                    object.__delattr__(obj, name)
+                continue
+            rec = self.slots[name]
+            new = ctx.materialize(rec) if cur is _MISSING else ctx.restore(cur, rec)
+            if new is not cur:
+                object.__setattr__(obj, name, new)
+
+
+@dataclass
+class StatefulState(Captured):
+    """An object whose class defines `__getstate__` and `__setstate__`: the state it reports."""
+
+    key: int
+    type: TypeRef
+    state: Captured
+
+    def restore(self, obj, ctx):
+        if not self.type.matches(obj):
+            return self.materialize(ctx)
+        ctx.remember(self.key, obj)
+        obj.__setstate__(ctx.restore(obj.__getstate__(), self.state))
+        return obj
+
+    def materialize(self, ctx):
+        obj = ctx.remember(self.key, _new_instance(self.type, object))
+        obj.__setstate__(ctx.materialize(self.state))
+        return obj
+
+
+@functools.lru_cache(maxsize=1024)
+def slot_names(cls: type) -> tuple[str, ...]:
+    """Attribute names of all `__slots__` along the MRO (mangled where Python mangles them)."""
+    names = []
+    for c in cls.__mro__:
+        slots = c.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            if name in ("__dict__", "__weakref__"):
+                continue
+            if name.startswith("__") and not name.endswith("__"):
+                name = f"_{c.__name__.lstrip('_')}{name}"
+            names.append(name)
+    return tuple(names)
+
+
+@functools.lru_cache(maxsize=1024)
+def is_plain_class(cls: type) -> bool:
+    """True when instances keep all their state in `__dict__`/`__slots__` (no C-level fields)."""
+    for c in cls.__mro__:
+        if c is not object and c is not types.SimpleNamespace and not c.__flags__ & _HEAPTYPE:
+            return False
+    c = cls
+    while c is not object and c is not types.SimpleNamespace:
+        base = c.__base__
+        slots = c.__dict__.get("__slots__", ())
+        n = 1 if isinstance(slots, str) else len(tuple(slots))
+        if c.__basicsize__ - base.__basicsize__ > _PTR * (n + 2):
+            return False
+        c = base
+    return True
+
+
+def has_custom_state(cls: type) -> bool:
+    """True when the class defines both `__getstate__` and `__setstate__` itself."""
+    get = getattr(cls, "__getstate__", None)
+    return get is not None and get is not _OBJECT_GETSTATE and getattr(cls, "__setstate__", None) is not None
+
+
+def _attrs_if_subclass(obj, base: type, ctx) -> dict | None:
+    return None if type(obj) is base else _capture_attrs(obj, ctx)
+
+
+def capture(obj, ctx) -> Captured:
+    """Capture a container or a Python object (not a value, not a torch/numpy/random object)."""
+    if isinstance(obj, list):
+        key, plain = ctx.new_key(obj), _all_scalars(obj)
+        items = list(obj) if plain else _capture_items(obj, ctx)
+        return ListState(key, TypeRef.of(obj), items, plain, _attrs_if_subclass(obj, list, ctx))
+    if isinstance(obj, dict):
+        return _capture_dict(obj, ctx)
+    if isinstance(obj, tuple):
+        key, plain = ctx.new_key(obj), _all_scalars(obj)
+        return TupleState(key, TypeRef.of(obj), list(obj) if plain else _capture_items(obj, ctx), plain)
+    if isinstance(obj, (set, frozenset)):
+        key, plain = ctx.new_key(obj), _all_scalars(obj)
+        items = list(obj) if plain else _capture_items(obj, ctx)
+        attrs = None if type(obj) in (set, frozenset) else _capture_attrs(obj, ctx)
+        return SetState(key, TypeRef.of(obj), items, plain, attrs)
+    if isinstance(obj, collections.deque):
+        key, plain = ctx.new_key(obj), _all_scalars(obj)
+        items = list(obj) if plain else _capture_items(obj, ctx)
+        attrs = _attrs_if_subclass(obj, collections.deque, ctx)
+        return DequeState(key, TypeRef.of(obj), items, plain, obj.maxlen, attrs)
+    cls = type(obj)
+    frozen = dataclasses.is_dataclass(obj) and cls.__dataclass_params__.frozen
+    if isinstance(obj, enum.Enum) or frozen:
+        return Pickled.of(obj, ctx.new_key(obj), ctx.where())
+    if has_custom_state(cls):
+        key = ctx.new_key(obj)
+        return StatefulState(key, TypeRef.of(obj), ctx.child(obj.__getstate__(), ".__getstate__()"))
+    names = slot_names(cls)
+    if is_plain_class(cls) and (hasattr(obj, "__dict__") or names):
+        key = ctx.new_key(obj)
+        slots = {}
+        for name in names:
+            value = getattr(obj, name, _MISSING)
+            if value is not _MISSING:
+                slots[name] = ctx.child(value, f".{name}")
+        return ObjectState(key, TypeRef.of(obj), _capture_attrs(obj, ctx), slots)
+    return Pickled.of(obj, ctx.new_key(obj), ctx.where())
+
+
+def _capture_dict(obj: dict, ctx) -> DictState:
+    key = ctx.new_key(obj)
+    plain = all(type(k) in SCALARS and type(v) in SCALARS for k, v in obj.items())
+    if plain:
+        items = dict(obj)
+    else:
+        items = []
+        for k, v in list(obj.items()):
+            krec = Value(k) if type(k) in SCALARS else ctx.child(k, "[<key>]")
+            items.append((krec, ctx.child(v, f"[{k!r}]" if type(k) in SCALARS else "[...]")))
+    factory = getattr(obj, "default_factory", None) if isinstance(obj, collections.defaultdict) else None
+    factory_rec = ctx.child(factory, ".default_factory") if factory is not None else None
+    return DictState(key, TypeRef.of(obj), items, plain, factory_rec, _attrs_if_subclass(obj, dict, ctx))

@@ -1,0 +1,456 @@
+"""The background writer: the training process hands over a snapshot and never waits on disk.
+
+``SnapshotWriter.submit`` only queues the payload. A sender thread pickles it (protocol 5, large
+buffers out of band, so arrays are not copied) and streams the buffers over a Unix socket, which
+releases the GIL while the kernel copies. A persistent writer process hashes, compresses and writes
+each buffer as a blob, then a manifest blob, and indexes the snapshot in the catalog only once all
+of its blobs are durable. One snapshot is in flight at a time; when the writer is behind, ``submit``
+returns False and the policy skips rather than blocks.
+
+The writer process is started with ``subprocess`` (fork + exec of a fresh interpreter), not with
+``multiprocessing``'s spawn context: spawn re-imports the parent's ``__main__`` in the child, and
+under flortrace ``__main__`` is the user's training script.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import pickle
+import signal
+import socket
+import sqlite3
+import struct
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+from flortrace.store import CorruptBlob, Store, StoreError
+
+OUT_OF_BAND_MIN = 64 * 1024  # buffers at least this large travel and are stored as their own blobs
+MANIFEST_MAGIC = b"flortrace-snapshot-1\n"
+_FRAME = struct.Struct("<Q")
+_SOCKET_BUFFER = 4 << 20
+_RECV_CHUNK = 16 << 20
+_PROGRESS_AFTER = 1.0
+
+_CHILD_CODE = (
+    "import sys; sys.path[0] = sys.argv[1]; from flortrace.store.writer import _child_main; "
+    "_child_main(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))"
+)
+
+
+class SnapshotWriter:
+    """Writes snapshots of run ``run_id`` into the store at ``store_root`` from a separate process."""
+
+    def __init__(self, store_root: str | os.PathLike, run_id: int):
+        self.store_root = os.fspath(Path(store_root).absolute())
+        self.run_id = run_id
+        self.failed: str | None = None
+        self._cond = threading.Condition()
+        self._start_lock = threading.Lock()
+        self._job: dict | None = None  # the snapshot in flight: submitted, not yet written or failed
+        self._payload: Any = None  # its payload until the sender thread takes it
+        self._closed = False
+        self._closing = False
+        self._process: subprocess.Popen | None = None
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._stats = {"snapshots": 0, "bytes_raw": 0, "bytes_stored": 0, "seconds": 0.0, "send_seconds": 0.0}
+        _writers.add(self)
+
+    @property
+    def busy(self) -> bool:
+        """A snapshot is in flight."""
+        return self._job is not None
+
+    def submit(
+        self,
+        payload: object,
+        *,
+        epoch: int,
+        kind: str,
+        loop_id: str | None,
+        seq: int | None,
+        reason: str,
+        stall: float,
+    ) -> bool:
+        """Queue ``payload`` (owned by the writer from now on) without blocking; False if not taken."""
+        item = {"payload": payload, "kind": kind, "loop_id": loop_id, "seq": seq, "stall": stall}
+        return self.submit_many([item], epoch=epoch, reason=reason)
+
+    def submit_many(self, items: list[dict], *, epoch: int, reason: str) -> bool:
+        """Queue several snapshots of one epoch as one job (each item: payload, kind, loop_id, seq, stall).
+
+        They are written and committed in order, each on its own; False if not taken."""
+        with self._cond:
+            if self._job is not None or self.failed is not None or self._closed:
+                return False
+            metas = [{k: item[k] for k in ("kind", "loop_id", "seq", "stall")} for item in items]
+            self._job = {"epoch": epoch, "reason": reason, "items": metas, "kind": metas[-1]["kind"], "nbytes": None}
+            self._payload = [item["payload"] for item in items]
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="flortrace-writer", daemon=True)
+                self._thread.start()
+                atexit.register(self.close)
+            self._cond.notify_all()
+        return True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until nothing is in flight; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._job is None, timeout)
+
+    def start(self) -> None:
+        """Start the writer process now (the first snapshot does it otherwise, off the training thread)."""
+        with self._start_lock:
+            if self._process is not None or self.failed is not None:
+                return
+            if self._closing:
+                self._fail("the writer was closed before the snapshot was written")
+                return
+            parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                for sock, option in ((parent, socket.SO_SNDBUF), (child, socket.SO_RCVBUF)):
+                    sock.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER)
+                package_parent = str(Path(__file__).absolute().parents[2])
+                argv = [sys.executable, "-c", _CHILD_CODE, package_parent, str(child.fileno())]
+                self._process = subprocess.Popen(
+                    [*argv, self.store_root, str(self.run_id)],
+                    pass_fds=(child.fileno(),),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    start_new_session=True,  # Ctrl-C in the terminal must not cut a checkpoint short
+                )
+            except OSError as exc:
+                parent.close()
+                self._fail(f"cannot start the flortrace writer process: {exc}")
+                return
+            finally:
+                child.close()
+            self._sock = parent
+
+    def stats(self) -> dict:
+        """Snapshots written, bytes raw and stored (new bytes only), seconds in the writer and sending."""
+        with self._cond:
+            return dict(self._stats)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Wait for the snapshot in flight (at most ``timeout`` seconds), then stop the writer process."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+        atexit.unregister(self.close)
+        began = time.monotonic()
+        deadline = None if timeout is None else began + timeout
+        announced = False
+        with self._cond:
+            while self._job is not None:
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    break
+                if not announced and now - began >= _PROGRESS_AFTER:
+                    announced = True
+                    _announce(self._job)
+                wait = 0.25 if deadline is None else min(0.25, deadline - now)
+                self._cond.wait(wait)
+            abandoned = self._job is not None
+            self._closing = True
+            self._cond.notify_all()
+        with self._start_lock:  # from here on no process starts
+            if abandoned and self._process is not None:
+                self._process.kill()  # it commits nothing partial; the catalog keeps earlier snapshots
+        if self._thread is not None:
+            self._thread.join()
+        if self._sock is not None:
+            self._sock.close()  # EOF tells an idle writer process to exit
+        if self._process is not None:
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+    # -- sender thread -------------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        while True:
+            with self._cond:
+                while self._job is None and not self._closing:
+                    self._cond.wait()
+                if self._job is None:
+                    return
+                job = self._job
+            try:
+                error, result = self._send(job)
+            except Exception as exc:  # a bug here must not leave the writer busy forever
+                error, result = f"the flortrace writer failed: {exc!r}", None
+            with self._cond:
+                if error is not None:
+                    self._fail(error)
+                elif result is not None:
+                    for key in ("snapshots", "bytes_raw", "bytes_stored", "seconds", "send_seconds"):
+                        self._stats[key] += result[key]
+                self._job = None
+                self._cond.notify_all()
+
+    def _send(self, job: dict) -> tuple[str | None, dict | None]:
+        """Transfer a job's snapshots one by one, each answered by the writer: (error, stats)."""
+        with self._cond:
+            payloads, self._payload = self._payload, None  # only the buffers keep arrays alive from here
+        total = {"bytes_raw": 0, "bytes_stored": 0, "seconds": 0.0, "snapshots": 0, "send_seconds": 0.0}
+        job["nbytes"] = 0
+        payloads.reverse()
+        for item in job["items"]:
+            error, result = self._send_one(job, item, payloads.pop())
+            if error is not None:
+                return error, None
+            for key in total:
+                total[key] += result[key]
+        return None, total
+
+    def _send_one(self, job: dict, item: dict, payload: object) -> tuple[str | None, dict | None]:
+        began = time.monotonic()
+        try:
+            inband, buffers = serialize(payload)
+        except Exception as exc:
+            return f"cannot serialize the {item['kind']} of epoch {job['epoch']}: {exc!r}", None
+        finally:
+            del payload
+        job["nbytes"] += len(inband) + sum(b.nbytes for b in buffers)
+        self.start()
+        if self.failed is not None:
+            return self.failed, None
+        meta = {"epoch": job["epoch"], "reason": job["reason"], **item, "sizes": [b.nbytes for b in buffers]}
+        try:
+            _send_frame(self._sock, pickle.dumps(meta))
+            _send_frame(self._sock, inband)
+            del inband
+            buffers.reverse()
+            while buffers:
+                _send_frame(self._sock, buffers.pop())  # drop each array once sent
+            sent = time.monotonic() - began
+            answer = _recv_frame(self._sock)
+            if answer is None:
+                raise EOFError
+        except (OSError, EOFError):
+            if self._closing:
+                return "the writer was closed before the snapshot was written", None
+            code = self._process.poll() if self._process else None
+            return f"the flortrace writer process exited unexpectedly (exit code {code})", None
+        status, detail = pickle.loads(answer)
+        if status != "ok":
+            return detail, None
+        return None, {**detail, "snapshots": 1, "send_seconds": sent}
+
+    def _fail(self, message: str) -> None:
+        if self.failed is None:
+            self.failed = message
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child of the training process: never touch the parent's writer."""
+        self._cond = threading.Condition()  # the sender thread may have held the old one at the fork
+        self._closed = True
+        self._thread = None
+        self._process = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+_writers: weakref.WeakSet[SnapshotWriter] = weakref.WeakSet()
+
+
+def _forget_writers_after_fork() -> None:
+    for writer in list(_writers):
+        writer._forget_after_fork()
+
+
+os.register_at_fork(after_in_child=_forget_writers_after_fork)
+
+
+def _announce(job: dict) -> None:
+    if not sys.stderr.isatty():
+        return
+    size = f", {job['nbytes'] / 1e6:.0f} MB" if job["nbytes"] is not None else ""
+    print(f"flortrace: writing {job['kind']} of epoch {job['epoch']}{size} ...", file=sys.stderr, flush=True)
+
+
+def serialize(payload: object) -> tuple[bytes, list[memoryview]]:
+    """Pickle ``payload`` with protocol 5; buffers >= 64 KiB come back separately, not copied."""
+    buffers: list[memoryview] = []
+
+    def out_of_band(buffer: pickle.PickleBuffer) -> bool:
+        try:
+            view = buffer.raw()
+        except BufferError:  # not contiguous: pickle copies it in band
+            return True
+        if view.nbytes < OUT_OF_BAND_MIN:
+            return True
+        buffers.append(view)
+        return False
+
+    return pickle.dumps(payload, protocol=5, buffer_callback=out_of_band), buffers
+
+
+def load_snapshot(store: Store, manifest: str) -> object:
+    """Rebuild a snapshot's payload (arrays writable) from its manifest; CorruptBlob on any damage."""
+    data = store.blobs.get(manifest)
+    try:
+        if not data.startswith(MANIFEST_MAGIC):
+            raise ValueError("no manifest header")
+        end = data.index(b"\n", len(MANIFEST_MAGIC))
+        entries = json.loads(data[len(MANIFEST_MAGIC) : end])["buffers"]
+        inband = memoryview(data)[end + 1 :]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CorruptBlob(f"blob {manifest} is not a snapshot manifest ({exc})") from None
+    buffers = []
+    for digest, nbytes in entries:
+        buffer = store.blobs.get(digest, mutable=True)
+        if len(buffer) != nbytes:
+            raise CorruptBlob(f"blob {digest} of snapshot {manifest} has {len(buffer)} bytes, not {nbytes}")
+        buffers.append(buffer)
+    return pickle.loads(inband, buffers=buffers)
+
+
+def _manifest(entries: list[tuple[str, int]], inband: bytes | bytearray) -> bytes:
+    return MANIFEST_MAGIC + json.dumps({"buffers": entries}).encode() + b"\n" + inband
+
+
+# -- framing: 8-byte little-endian length, then the bytes ------------------------------------------
+
+
+def _send_frame(sock: socket.socket, data: bytes | memoryview) -> None:
+    sock.sendall(_FRAME.pack(memoryview(data).nbytes), socket.MSG_NOSIGNAL)
+    sock.sendall(data, socket.MSG_NOSIGNAL)
+
+
+def _recv_exact(sock: socket.socket, view: memoryview) -> bool:
+    """Fill ``view``; False on EOF before the first byte, EOFError on EOF after it."""
+    pos, size = 0, view.nbytes
+    while pos < size:
+        got = sock.recv_into(view[pos:], min(size - pos, _RECV_CHUNK))
+        if got == 0:
+            if pos == 0:
+                return False
+            raise EOFError("connection closed mid-frame")
+        pos += got
+    return True
+
+
+def _recv_frame(sock: socket.socket) -> bytearray | None:
+    """The next frame, or None on a clean EOF between frames."""
+    head = bytearray(_FRAME.size)
+    if not _recv_exact(sock, memoryview(head)):
+        return None
+    (size,) = _FRAME.unpack(head)
+    data = bytearray(size)
+    if size and not _recv_exact(sock, memoryview(data)):
+        raise EOFError("connection closed mid-frame")
+    return data
+
+
+def _skip_frame(sock: socket.socket) -> None:
+    head = bytearray(_FRAME.size)
+    if not _recv_exact(sock, memoryview(head)):
+        raise EOFError("connection closed mid-snapshot")
+    (left,) = _FRAME.unpack(head)
+    scratch = memoryview(bytearray(min(left, 1 << 20)))
+    while left:
+        chunk = scratch[: min(left, scratch.nbytes)]
+        if not _recv_exact(sock, chunk):
+            raise EOFError("connection closed mid-frame")
+        left -= chunk.nbytes
+
+
+# -- the writer process ----------------------------------------------------------------------------
+
+
+def _child_main(fd: int, store_root: str, run_id: int) -> None:
+    """Entry point of the writer process: write snapshots until the training process hangs up."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sock = socket.socket(fileno=fd)
+    store, setup_error = None, None
+    try:
+        store = Store(store_root, create=False)
+    except (StoreError, OSError, sqlite3.Error) as exc:
+        setup_error = f"cannot open the store at {store_root}: {exc}"
+    try:
+        while True:
+            head = _recv_frame(sock)
+            if head is None:
+                return
+            answer = _write_snapshot(sock, store, run_id, pickle.loads(head), setup_error)
+            _send_frame(sock, pickle.dumps(answer))
+            if answer[0] != "ok":
+                return
+    except (EOFError, OSError):
+        return  # the training process is gone: whatever was half received is not committed
+    finally:
+        if store is not None:
+            store.close()
+        sock.close()
+
+
+def _write_snapshot(
+    sock: socket.socket, store: Store | None, run_id: int, meta: dict, error: str | None
+) -> tuple[str, Any]:
+    """Receive one snapshot's frames and write it; ('ok', stats) or ('error', message)."""
+    began = time.monotonic()
+    inband = _recv_frame(sock)
+    if inband is None:
+        raise EOFError("connection closed mid-snapshot")
+    entries: list[tuple[str, int]] = []
+    sizes: dict[str, int] = {}
+    new_bytes = 0
+    for _ in meta["sizes"]:
+        if error is not None:
+            _skip_frame(sock)  # keep the stream in step, then report
+            continue
+        data = _recv_frame(sock)
+        if data is None:
+            raise EOFError("connection closed mid-snapshot")
+        try:
+            digest, stored, new = store.blobs.put(data)
+        except Exception as exc:
+            error = _describe(exc, store_root=store.root)
+            continue
+        entries.append((digest, len(data)))
+        sizes[digest] = stored
+        new_bytes += stored if new else 0
+        del data
+    if error is not None:
+        return "error", error
+    raw = len(inband) + sum(n for _, n in entries)
+    try:
+        manifest, stored, new = store.blobs.put(_manifest(entries, inband))
+        sizes[manifest] = stored
+        new_bytes += stored if new else 0
+        store.catalog.add_snapshot(
+            run_id,
+            meta["epoch"],
+            meta["kind"],
+            meta["loop_id"],
+            meta["seq"],
+            manifest,
+            nbytes=raw,
+            stored=new_bytes,
+            stall=meta["stall"],
+            reason=meta["reason"],
+            blobs=[d for d, _ in entries],
+            blob_sizes=sizes,
+        )
+    except Exception as exc:
+        return "error", _describe(exc, store_root=store.root)
+    return "ok", {"bytes_raw": raw, "bytes_stored": new_bytes, "seconds": time.monotonic() - began}
+
+
+def _describe(exc: BaseException, store_root: Path) -> str:
+    detail = str(exc) if isinstance(exc, OSError | sqlite3.Error | StoreError) else repr(exc)
+    return f"cannot write snapshots to the store at {store_root}: {detail}"

@@ -1,0 +1,116 @@
+"""Parity corpus: `python -m flortrace -q script.py args` behaves exactly like `python script.py args`.
+
+Every script in tests/corpus/ (except helpers_*.py, which scripts import) runs both ways in a temp copy of the
+corpus folder; stdout, stderr and the exit code must be identical. A script's leading comments declare its
+cases: `# argv: a b c` (shlex syntax, one case per line, optionally `=> N` for the exit code Python gives),
+`# exit: N` (the exit code when there are no argv lines) and `# needs: module` (skip when missing). The
+declared exit code is checked against plain Python too, so a broken corpus script cannot pass unnoticed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CORPUS = Path(__file__).resolve().parent / "corpus"
+REPO = CORPUS.parent.parent
+TIMEOUT = 60
+
+
+def declared_cases(path):
+    """Yield (argv, exit code, needed modules) for each case a script's leading comments declare."""
+    argvs, exit_code, needs = [], 0, []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.startswith("#"):
+            break
+        key, _, value = line[1:].partition(":")
+        key = key.strip()
+        if key == "argv":
+            words, _, code = value.partition("=>")
+            argvs.append((shlex.split(words), int(code) if code.strip() else 0))
+        elif key == "exit":
+            exit_code = int(value)
+        elif key == "needs":
+            needs += value.split()
+    for argv, code in argvs or [([], exit_code)]:
+        yield argv, code, needs
+
+
+def script_cases():
+    for path in sorted(CORPUS.glob("*.py")):
+        if path.name.startswith("helpers_"):
+            continue
+        for argv, code, needs in declared_cases(path):
+            label = path.stem + (f"[{' '.join(argv)}]" if argv else "")
+            yield pytest.param([path.name, *argv], code, needs, id=label)
+
+
+OTHER_CASES = [
+    pytest.param(["nested/inner_script.py"], 0, [], id="script-in-subfolder"),
+    pytest.param(["app_dir", "x", "--flag"], 0, [], id="directory-with-main"),
+    pytest.param(["no_main_dir"], 1, [], id="directory-without-main"),
+    pytest.param(["missing_script.py", "arg"], 2, [], id="nonexistent-script"),
+    pytest.param(["-m", "corpus_pkg.mod", "a", "-q", "--store", "x"], 0, [], id="module"),
+    pytest.param(["-m", "corpus_pkg"], 0, [], id="package-main"),
+    pytest.param(["-m", "no_such_module"], 1, [], id="nonexistent-module"),
+]
+
+
+@pytest.fixture(scope="module")
+def corpus_copy(tmp_path_factory):
+    dest = tmp_path_factory.mktemp("parity") / "corpus"
+    shutil.copytree(CORPUS, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def child_env():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLORTRACE_")}
+    path = [str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    env.update(PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=os.pathsep.join(path))
+    return env
+
+
+def run_both(target, cwd, store):
+    """Start plain Python and flortrace at once; return both (returncode, stdout, stderr)."""
+    env = child_env()
+    commands = [
+        [sys.executable, *target],
+        [sys.executable, "-m", "flortrace", "-q", "--store", str(store), *target],
+    ]
+    procs = [
+        subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for cmd in commands
+    ]
+    results = []
+    for proc in procs:
+        try:
+            out, err = proc.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            for p in procs:
+                p.kill()
+            raise
+        results.append((proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")))
+    return results
+
+
+@pytest.mark.parametrize("target, exit_code, needs", [*script_cases(), *OTHER_CASES])
+def test_flortrace_changes_nothing(target, exit_code, needs, corpus_copy, tmp_path):
+    for module in needs:
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"needs {module}")
+    store = tmp_path / "store"
+    plain, traced = run_both(target, corpus_copy, store)
+    assert plain[0] == exit_code, f"the corpus case itself is off: plain Python gave {plain}"
+    assert traced[2] == plain[2], "stderr differs"
+    assert traced[1] == plain[1], "stdout differs"
+    assert traced[0] == plain[0], "exit code differs"
+    assert store.is_dir() and any(store.iterdir()), "flortrace did not record into its store"
