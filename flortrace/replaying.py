@@ -80,7 +80,6 @@ def replay(target, argv, settings, module=False, run_id=None, epochs=None, force
     except SyntaxError as exc:
         runner.print_syntax_error(exc)
         return 1
-    store.catalog.delete_logs(run["id"], "replay", sorted(plan.selected))
     finder.install()
     hooks.activate(replayer)
     try:

@@ -15,6 +15,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -63,13 +64,6 @@ OTHER_CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def corpus_copy(tmp_path_factory):
-    dest = tmp_path_factory.mktemp("parity") / "corpus"
-    shutil.copytree(CORPUS, dest, ignore=shutil.ignore_patterns("__pycache__"))
-    return dest
-
-
 def child_env():
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLORTRACE_")}
     path = [str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
@@ -102,13 +96,33 @@ def run_both(target, cwd, store):
     return results
 
 
+def missing(needs):
+    return [m for m in needs if importlib.util.find_spec(m) is None]
+
+
+@pytest.fixture(scope="module")
+def results(request, tmp_path_factory):
+    """Start every selected case at once on a small pool; each test waits for its own."""
+    corpus = tmp_path_factory.mktemp("parity") / "corpus"
+    shutil.copytree(CORPUS, corpus, ignore=shutil.ignore_patterns("__pycache__"))
+    pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1))
+    futures = {}
+    for item in request.session.items:
+        spec = getattr(item, "callspec", None)
+        if item.module is not request.module or spec is None or missing(spec.params["needs"]):
+            continue
+        store = tmp_path_factory.mktemp("store") / "store"
+        futures[spec.id] = (pool.submit(run_both, spec.params["target"], corpus, store), store)
+    yield futures
+    pool.shutdown(cancel_futures=True)
+
+
 @pytest.mark.parametrize("target, exit_code, needs", [*script_cases(), *OTHER_CASES])
-def test_flortrace_changes_nothing(target, exit_code, needs, corpus_copy, tmp_path):
-    for module in needs:
-        if importlib.util.find_spec(module) is None:
-            pytest.skip(f"needs {module}")
-    store = tmp_path / "store"
-    plain, traced = run_both(target, corpus_copy, store)
+def test_flortrace_changes_nothing(target, exit_code, needs, results, request):
+    if missing(needs):
+        pytest.skip(f"needs {' '.join(missing(needs))}")
+    future, store = results[request.node.callspec.id]
+    plain, traced = future.result()
     assert plain[0] == exit_code, f"the corpus case itself is off: plain Python gave {plain}"
     assert traced[2] == plain[2], "stderr differs"
     assert traced[1] == plain[1], "stdout differs"

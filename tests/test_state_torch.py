@@ -2,6 +2,7 @@
 DataLoaders; torch settings."""
 
 import pickle
+import threading
 
 import pytest
 
@@ -155,15 +156,31 @@ def test_module_state_flags_grads_buffers_and_attributes():
     for _ in range(3):
         train_step(model, opt)
     model.extra = 1
+    model.fc2.weight.requires_grad_(False)  # frozen after the capture
     assert restore(model, c) is model
     assert model.fc1.weight is weight and opt.param_groups[0]["params"][0] is weight
     assert_same_state(model, expected)
     assert model.training and not model.drop.training and model.fc1.training
     assert model.calls == 1 and torch.equal(model.scratch, torch.ones(3)) and not hasattr(model, "extra")
     for k, p in model.named_parameters():
-        assert torch.equal(p.grad, grads[k]), k
+        assert p.requires_grad and torch.equal(p.grad, grads[k]), k
     with pytest.raises(Unsupported, match="Net"):
         materialize(c)
+
+
+def test_module_attributes_that_are_not_plain_data_are_left_alone():
+    model = nn.Linear(2, 2)
+    model.group = threading.Lock()  # like DDP's process_group or reducer: cannot be captured
+    model.history = [torch.zeros(1)]
+    group = model.group
+    c = roundtrip(capture(model))
+    before = fingerprint(model)
+    assert fingerprint(model) == before
+    model.history.append(torch.ones(1))
+    assert fingerprint(model) != before
+    model.group = other = threading.Lock()
+    restore(model, c)
+    assert model.group is other and group is not other and len(model.history) == 1
 
 
 def test_tied_weights_stay_tied():

@@ -114,6 +114,7 @@ class _Join:
 
     stack: tuple[_Val, ...]
     armed: bool = False  # the fall-through stack has been shallower since
+    met: bool = False  # ... and as deep again
 
 
 @dataclass(slots=True)
@@ -324,28 +325,32 @@ class _Simulation:
             self.stack = list(self.saved.pop().stack)
 
     def _join(self) -> None:
-        """Merge the stack at a pending jump into the fall-through path where they likely meet.
+        """Merge the stack at a pending jump into the fall-through path where they may meet.
 
-        That is the first point where the fall-through stack, after dipping below the jump's depth, is as
-        deep again: ``f(x or y)`` then passes both names, and ``f(a if c else b)`` too. A jump whose
-        fall-through goes deeper without dipping (an ``if`` statement) needs no merge."""
+        Those are the points where the fall-through stack, after dipping below the jump's depth, is as deep
+        again, until it dips once more: ``f(x or y)`` then passes both names, ``f(a if c else b)`` too. A
+        jump whose fall-through goes deeper first (an ``if`` statement) needs no merge."""
         depth = len(self.stack)
         pending = []
         for join in self.joins:
             if depth < len(join.stack):
+                if join.met:
+                    continue
                 join.armed = True
-            elif depth > len(join.stack) and not join.armed:
-                continue
-            elif depth == len(join.stack) and join.armed:
-                for position, other in enumerate(join.stack):
-                    mine = self.stack[position]
-                    if not other.roots <= mine.roots or other.lost > mine.lost:
-                        self.stack[position] = _Val(
-                            roots=mine.roots | other.roots, derived=True, lost=mine.lost or other.lost
-                        )
+            elif depth == len(join.stack):
+                if join.armed:
+                    join.met = True
+                    self._merge(join.stack)
+            elif not join.armed:
                 continue
             pending.append(join)
         self.joins = pending
+
+    def _merge(self, other: tuple[_Val, ...]) -> None:
+        for position, theirs in enumerate(other):
+            mine = self.stack[position]
+            if not theirs.roots <= mine.roots:
+                self.stack[position] = _Val(roots=mine.roots | theirs.roots, derived=True, lost=mine.lost)
 
     def _end_inner_loop(self) -> None:
         """END_FOR (3.12+): back to the stack at the exit of the innermost open loop."""

@@ -91,12 +91,14 @@ class Replayer(Session):
             if not _same(old, val, self.tolerance):
                 self.divergences.append(dict(epoch=epoch, step=step, name=name, recorded=old, replayed=val))
             return
-        if name in self.plan.recorded_names:
-            return
+        if name in self.plan.recorded_names or (epoch is not None and epoch not in self.plan.selected):
+            return  # catch-up epochs run only to reach a selected one
         self.rows.append(dict(name=name, value=val, vtype=vtype, epoch=epoch, step=step, loop_id=loop_id,
                               lineno=lineno, origin="replay", ts=time.time()))
 
     def finish(self):
+        """Replace the replayed rows of the selected epochs (and those outside epochs) by this replay's."""
+        self.catalog.delete_logs(self.run_id, "replay", [*sorted(self.plan.selected), None])
         if self.rows:
             self.catalog.add_logs(self.run_id, self.rows)
 

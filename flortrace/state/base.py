@@ -16,6 +16,18 @@ from dataclasses import dataclass, field
 
 import cloudpickle
 
+SCALARS = frozenset({int, float, bool, str, bytes, complex, type(None), range, type(Ellipsis)})
+
+
+def is_value(obj, depth: int = 0) -> bool:
+    """True for immutable builtin values: scalars, and tuples/frozensets of them."""
+    cls = type(obj)
+    if cls in SCALARS:
+        return True
+    if (cls is tuple or cls is frozenset) and depth < 8:
+        return all(is_value(x, depth + 1) for x in obj)
+    return False
+
 
 class Unsupported(Exception):
     """An object cannot be captured or restored; the message says which and why."""
@@ -179,7 +191,6 @@ class RestoreContext:
     """State of one restore: objects restored or built so far, by capture key."""
 
     memo: dict[int, object] = field(default_factory=dict)
-    borrow: bool = False  # new tensors may share memory with the capture (they are only copied from)
 
     def remember(self, key: int | None, obj):
         if key is not None:

@@ -14,8 +14,19 @@ import sys
 import types
 
 from flortrace.state import generic, kinds, numpystate, rng, torchstate
-from flortrace.state.base import Captured, Code, Pickled, Ref, RestoreContext, Unsupported, Value, type_name
-from flortrace.state.base import resolve_name as _resolve_name
+from flortrace.state.base import (
+    SCALARS,
+    Captured,
+    Code,
+    Pickled,
+    Ref,
+    RestoreContext,
+    Unsupported,
+    Value,
+    is_value,
+    resolve_name,
+    type_name,
+)
 
 MAX_DEPTH = 8
 
@@ -30,7 +41,7 @@ def _code(obj) -> Code:
         what = f"{what} {qualname}" if qualname else what
     if isinstance(module, str) and (qualname is None or isinstance(qualname, str)):
         try:
-            if _resolve_name(module, qualname) is obj:
+            if resolve_name(module, qualname) is obj:
                 return Code(what, module, qualname)
         except LookupError:
             pass
@@ -63,12 +74,12 @@ class Capturer:
             self.path.pop()
 
     def capture(self, obj) -> Captured:
-        if type(obj) in kinds.SCALARS:
+        if type(obj) in SCALARS:
             return Value(obj)
         key = self.memo.get(id(obj))
         if key is not None:
             return Ref(key)
-        if kinds.is_value(obj):
+        if is_value(obj):
             return Value(obj)
         reason = kinds.resource_reason(obj)
         if reason is not None:

@@ -19,6 +19,7 @@ import sys
 import zlib
 
 from flortrace.state import generic, kinds, numpystate, torchstate
+from flortrace.state.base import SCALARS, is_value
 
 MAX_DEPTH = 8
 MAX_ITEMS = 4096
@@ -57,7 +58,7 @@ class _Fingerprinter:
 
     def of(self, obj) -> object:
         cls = type(obj)
-        if cls in kinds.SCALARS or kinds.is_value(obj):
+        if cls in SCALARS or is_value(obj):
             return (cls, obj)
         oid = id(obj)
         if oid in self.seen:

@@ -18,8 +18,7 @@ import struct
 import types
 from dataclasses import dataclass
 
-from flortrace.state.base import Captured, Pickled, TypeRef, Unsupported, Value
-from flortrace.state.kinds import SCALARS
+from flortrace.state.base import SCALARS, Captured, Pickled, TypeRef, Unsupported, Value
 
 _HEAPTYPE = 1 << 9
 _PTR = struct.calcsize("P")

@@ -20,8 +20,7 @@ import types
 import weakref
 
 from flortrace.state import torchstate
-
-SCALARS = frozenset({int, float, bool, str, bytes, complex, type(None), range, type(Ellipsis)})
+from flortrace.state.base import SCALARS
 
 _CODE_TYPES = (
     types.ModuleType,
@@ -75,6 +74,7 @@ _RESOURCE_MODULES = {
     "queue": "queue holding locks",
     "mmap": "memory map",
     "sqlite3": "database connection",
+    "torch.cuda.streams": "CUDA stream or event",
 }
 
 
@@ -110,22 +110,13 @@ def resource_reason(obj) -> str | None:
         return "generator"
     if isinstance(obj, io.IOBase):
         return None if isinstance(obj, (io.StringIO, io.BytesIO)) else "open file"
-    reason = _RESOURCE_MODULES.get(_type_module(obj).partition(".")[0])
+    module = _type_module(obj)
+    reason = _RESOURCE_MODULES.get(module.partition(".")[0]) or _RESOURCE_MODULES.get(module)
     if reason is not None:
         return reason
     if hasattr(type(obj), "__next__"):
         return "iterator"
     return None
-
-
-def is_value(obj, depth: int = 0) -> bool:
-    """True for immutable builtin values: scalars, and tuples/frozensets of them."""
-    cls = type(obj)
-    if cls in SCALARS:
-        return True
-    if (cls is tuple or cls is frozenset) and depth < 8:
-        return all(is_value(x, depth + 1) for x in obj)
-    return False
 
 
 def is_state(obj) -> bool:

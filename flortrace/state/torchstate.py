@@ -6,9 +6,9 @@ stored as raw integer bits of the same width). CUDA tensors are copied device->h
 one synchronize per device ends the capture (`finish_copies`).
 
 Modules are restored with `load_state_dict(strict=True)` plus each submodule's `training` flag, parameter
-gradients, non-persistent buffers and public plain attributes; optimizers, schedulers and grad scalers with
-their own `load_state_dict`, so the optimizer keeps holding the model's parameters. None of these can be
-built from their state alone, so materializing one raises `Unsupported`.
+gradients and requires_grad, non-persistent buffers and public attributes holding plain data; optimizers,
+schedulers and grad scalers with their own `load_state_dict`, so the optimizer keeps holding the model's
+parameters. None of these can be built from their state alone, so materializing one raises `Unsupported`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from flortrace.state import numpystate
-from flortrace.state.base import Captured, Code, TypeRef, Unsupported, type_name
+from flortrace.state.base import Captured, Code, TypeRef, Unsupported, is_value, type_name
 
 _NUMPY_DTYPES = frozenset(
     "bool uint8 int8 int16 int32 int64 uint16 uint32 uint64"
@@ -75,16 +75,21 @@ class TensorState(Captured):
         ctx.remember(self.key, obj)
         with torch.inference_mode() if obj.is_inference() else torch.no_grad():
             obj.copy_(self.host(copy=False))
-        if obj.is_leaf:
-            if obj.requires_grad != self.requires_grad and (obj.is_floating_point() or obj.is_complex()):
-                obj.requires_grad_(self.requires_grad)
-            restore_grad(obj, self.grad, ctx)
+        self.restore_leaf(obj, ctx)
         return obj
+
+    def restore_leaf(self, t, ctx) -> None:
+        """Restore what lives beside the data of a leaf tensor: requires_grad and the gradient."""
+        if not t.is_leaf:
+            return
+        if t.requires_grad != self.requires_grad and (t.is_floating_point() or t.is_complex()):
+            t.requires_grad_(self.requires_grad)
+        restore_grad(t, self.grad, ctx)
 
     def materialize(self, ctx, device: str | None = None):
         torch = _torch()
         device = device or self.device
-        t = self.host(copy=not ctx.borrow and device == "cpu")
+        t = self.host(copy=device == "cpu")
         if device != "cpu":
             try:
                 t = t.to(device)
@@ -163,11 +168,12 @@ class ModuleState(Captured):
         if not isinstance(obj, torch.nn.Module):
             return self.materialize(ctx)
         ctx.remember(self.key, obj)
-        borrow, ctx.borrow = ctx.borrow, True  # load_state_dict copies, so the tensors may share memory
-        try:
-            state = OrderedDict((name, ctx.materialize(rec)) for name, rec in self.state.items())
-        finally:
-            ctx.borrow = borrow
+        state = OrderedDict()
+        for name, rec in self.state.items():
+            if isinstance(rec, TensorState):  # load_state_dict copies: no private copy needed
+                state[name] = ctx.remember(rec.key, rec.host(copy=False))
+            else:
+                state[name] = ctx.materialize(rec)
         if self.metadata is not None:
             state._metadata = ctx.materialize(self.metadata)
         try:
@@ -178,8 +184,7 @@ class ModuleState(Captured):
         for name, rec in self.state.items():
             if isinstance(rec, TensorState):
                 ctx.remember(rec.key, live[name])
-                if live[name].is_leaf:
-                    restore_grad(live[name], rec.grad, ctx)
+                rec.restore_leaf(live[name], ctx)
         modules = dict(obj.named_modules())
         for name, sub in modules.items():
             if name in self.training:
@@ -200,6 +205,27 @@ class ModuleState(Captured):
 
 def _public_attrs(module) -> dict:
     return {k: v for k, v in vars(module).items() if not k.startswith("_") and k != "training"}
+
+
+def _is_plain_data(value, depth: int = 0) -> bool:
+    """Values, tensors, arrays and builtin containers of them: the module attributes worth capturing.
+
+    Other attributes (configs, process groups, reducers, loggers...) are left alone: they are set up by the
+    script, rarely change while training, and often cannot be captured at all.
+    """
+    if is_value(value):
+        return True
+    torch = _torch()
+    if isinstance(value, (torch.Tensor, torch.dtype, torch.device)):
+        return True
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(value, (np.ndarray, np.generic)):
+        return True
+    if depth < 3 and type(value) in (list, tuple, set, dict):
+        if type(value) is dict:
+            return all(is_value(k) and _is_plain_data(v, depth + 1) for k, v in value.items())
+        return all(_is_plain_data(v, depth + 1) for v in value)
+    return False
 
 
 def _restore_public_attrs(module, attrs: dict, ctx) -> None:
@@ -224,7 +250,10 @@ def _capture_module(m, ctx) -> ModuleState:
                 buffers[prefix + b] = ctx.child(sub._buffers[b], f".{prefix}{b}")
         public = _public_attrs(sub)
         if public:
-            attrs[name] = {k: ctx.child(v, f".{prefix}{k}") for k, v in public.items()}
+            attrs[name] = {
+                k: ctx.child(v, f".{prefix}{k}") if _is_plain_data(v) else Code(type_name(v))
+                for k, v in public.items()
+            }
     meta = ctx.child(dict(metadata), "._metadata") if metadata is not None else None
     return ModuleState(key, TypeRef.of(m), state, meta, training, buffers, attrs)
 
@@ -427,7 +456,9 @@ def fingerprint(obj, fp) -> tuple | None:
             parts.append((name, sub.training))
             for tensors in (sub._parameters, sub._buffers):
                 parts.extend((k, None if v is None else tensor_fingerprint(v)) for k, v in tensors.items())
-            parts.append(fp.items(_public_attrs(sub)))
+            parts.extend(
+                (k, fp.of(v) if _is_plain_data(v) else ("id", id(v))) for k, v in _public_attrs(sub).items()
+            )
         return ("module", id(obj), tuple(parts))
     if isinstance(obj, torch.optim.Optimizer):
         state = tuple((id(p), fp.items(s)) for p, s in obj.state.items())

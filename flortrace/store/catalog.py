@@ -534,11 +534,16 @@ class Catalog:
         return rows
 
     def delete_logs(self, run_id: int, origin: str = "replay", epochs: list[int] | None = None) -> None:
-        """Delete a run's logs of one origin (all, or of some epochs), e.g. before a new replay."""
+        """Delete a run's logs of one origin (all, or of some epochs; None in ``epochs`` means rows logged
+        outside any epoch), e.g. when a new replay replaces them."""
         sql, params = "DELETE FROM logs WHERE run = ? AND origin = ?", [run_id, origin]
         if epochs is not None:
-            sql += f" AND epoch IN ({','.join('?' * len(epochs))})"
-            params += epochs
+            numbered = [e for e in epochs if e is not None]
+            test = f"epoch IN ({','.join('?' * len(numbered))})"
+            if None in epochs:
+                test += " OR epoch IS NULL"
+            sql += f" AND ({test})"
+            params += numbered
         with self._write() as db:
             db.execute(sql, params)
 

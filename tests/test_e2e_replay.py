@@ -1,0 +1,223 @@
+"""End to end through the real CLI: record a script, edit it, replay, and compare the hindsight values with a
+fresh full run of the edited script."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+PURE = textwrap.dedent(
+    """\
+    import random
+    import sys
+
+    random.seed(0)
+    data = [(random.random(), random.random()) for _ in range(120)]
+    w = [0.0, 0.0]
+
+
+    def train_epoch(w, data, lr):
+        total = 0.0
+        random.shuffle(data)
+        for x, y in data:
+            err = w[0] * x + w[1] - y
+            w[0] -= lr * err * x
+            w[1] -= lr * err
+            total += err * err
+        return total / len(data)
+
+
+    def evaluate(w, data):
+        s = 0.0
+        for x, y in data[:30]:
+            s += abs(w[0] * x + w[1] - y)
+        return s
+
+
+    lr = 0.1
+    for epoch in range(int(sys.argv[1])):
+        loss = train_epoch(w, data, lr)
+        val = evaluate(w, data)
+        lr *= 0.9
+        print(epoch, round(loss, 6), round(val, 6))
+    print("done", w)
+    """
+)
+
+NUMPY = textwrap.dedent(
+    """\
+    import sys
+
+    import numpy as np
+
+
+    class Model:
+        def __init__(self, seed):
+            self.rng = np.random.default_rng(seed)
+            self.W = self.rng.normal(size=(4, 3))
+            self.b = np.zeros(3)
+
+        def fit(self, X, y, epochs):
+            history = []
+            for epoch in range(epochs):
+                order = self.rng.permutation(len(X))
+                total = 0.0
+                for start in range(0, len(X), 16):
+                    idx = order[start:start + 16]
+                    logits = X[idx] @ self.W + self.b
+                    p = np.exp(logits - logits.max(1, keepdims=True))
+                    p /= p.sum(1, keepdims=True)
+                    p[np.arange(len(idx)), y[idx]] -= 1
+                    self.W -= 0.1 * X[idx].T @ p / len(idx)
+                    self.b -= 0.1 * p.mean(0)
+                    total += float(np.abs(p).sum())
+                history.append(total)
+                print(epoch, round(total, 6))
+            return history
+
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(96, 4))
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0).astype(int)
+    m = Model(0)
+    hist = m.fit(X, y, int(sys.argv[1]))
+    print("final", m.W.sum())
+    """
+)
+
+
+def flortrace(cwd, *args, check=True):
+    env = dict(os.environ, PYTHONHASHSEED="0", FLORTRACE_STORE=str(cwd / ".store"))
+    out = subprocess.run([sys.executable, "-m", "flortrace", *args], cwd=cwd, env=env, capture_output=True,
+                         text=True, timeout=300)
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out
+
+
+def logs(cwd, run, origin):
+    out = flortrace(cwd, "logs", "--run", str(run), "--origin", origin, "--format", "json")
+    return [(r["name"], r["epoch"], r["step"], r["value"]) for r in json.loads(out.stdout)]
+
+
+def edit(src, anchor, line):
+    """Insert ``line`` after the line containing ``anchor``, with the same indentation; import flortrace."""
+    lines = src.splitlines()
+    for i, text in enumerate(lines):
+        if anchor in text:
+            indent = text[: len(text) - len(text.lstrip())]
+            lines.insert(i + 1, indent + line)
+            break
+    else:
+        raise AssertionError(anchor)
+    first_import = next(i for i, text in enumerate(lines) if text.startswith("import "))
+    lines.insert(first_import, "import flortrace")
+    return "\n".join(lines) + "\n"
+
+
+def scenario(tmp_path, source, edited, argv, replay_args=(), epochs=None):
+    """Record ``source``, replay ``edited``; return (replayed rows, rows of a fresh run of ``edited``)."""
+    script = tmp_path / "train.py"
+    script.write_text(source)
+    flortrace(tmp_path, "-q", "train.py", *argv)
+    script.write_text(edited)
+    replay = flortrace(tmp_path, "replay", "-q", *replay_args, "train.py", *argv)
+    replayed = logs(tmp_path, 1, "replay")
+    fresh_dir = tmp_path / "fresh"
+    fresh_dir.mkdir()
+    (fresh_dir / "train.py").write_text(edited)
+    flortrace(fresh_dir, "-q", "train.py", *argv)
+    fresh = logs(fresh_dir, 1, "record")
+    if epochs is not None:
+        fresh = [r for r in fresh if r[1] in epochs]
+    return replayed, fresh, replay
+
+
+@pytest.mark.parametrize(
+    "anchor, line, epochs",
+    [
+        ("print(epoch, round", "flortrace.log('w0', w[0])", None),  # (a) epoch loop
+        ("total += err * err", "flortrace.log('err', err)", None),  # (b) batch loop in a called function
+        ("s += abs(", "flortrace.log('s', s)", None),  # (c) evaluation loop
+        ("print(epoch, round", "flortrace.log('lr', lr)", "3:6"),
+        ("total += err * err", "flortrace.log('err', err)", "2,5"),
+    ],
+)
+def test_pure_python(tmp_path, anchor, line, epochs):
+    args = ("--epochs", epochs) if epochs else ()
+    chosen = None
+    if epochs:
+        chosen = set(range(3, 6)) if ":" in epochs else {2, 5}
+    replayed, fresh, _ = scenario(tmp_path, PURE, edit(PURE, anchor, line), ["7"], args, chosen)
+    assert replayed and replayed == fresh
+
+
+@pytest.mark.parametrize(
+    "anchor, line",
+    [
+        ("history.append(total)", "flortrace.log('w_norm', float((self.W ** 2).sum()))"),
+        ("total += float", "flortrace.log('step_total', total)"),
+    ],
+)
+def test_numpy_method_loop(tmp_path, anchor, line):
+    pytest.importorskip("numpy")
+    replayed, fresh, _ = scenario(tmp_path, NUMPY, edit(NUMPY, anchor, line), ["5"])
+    assert replayed and replayed == fresh
+
+
+def test_replay_output_matches_a_plain_run(tmp_path):
+    edited = edit(PURE, "print(epoch, round", "flortrace.log('w1', w[1])")
+    _, _, replay = scenario(tmp_path, PURE, edited, ["6"])
+    plain = subprocess.run([sys.executable, "train.py", "6"], cwd=tmp_path / "fresh", capture_output=True,
+                           text=True, env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    assert replay.stdout == plain.stdout
+
+
+def test_fidelity_check_catches_nondeterminism(tmp_path):
+    noisy = edit(PURE, "print(epoch, round", "flortrace.log('noise', __import__('os').urandom(4).hex())")
+    (tmp_path / "train.py").write_text(noisy)
+    flortrace(tmp_path, "-q", "train.py", "4")
+    out = flortrace(tmp_path, "replay", "train.py", "4", check=False)
+    assert out.returncode == 3
+    assert "divergence at epoch 0" in out.stderr and "noise" in out.stderr
+
+
+def test_state_changing_edit_is_refused(tmp_path):
+    (tmp_path / "train.py").write_text(PURE)
+    flortrace(tmp_path, "-q", "train.py", "3")
+    (tmp_path / "train.py").write_text(edit(PURE, "total += err * err", "w[0] += 1"))
+    out = flortrace(tmp_path, "replay", "train.py", "3", check=False)
+    assert out.returncode == 2 and "refusing" in out.stderr and "train.py:" in out.stderr
+
+
+def test_plan_runs_nothing(tmp_path):
+    (tmp_path / "train.py").write_text(PURE)
+    flortrace(tmp_path, "-q", "train.py", "4")
+    out = flortrace(tmp_path, "replay", "--plan", "train.py", "4")
+    assert "estimated time" in out.stdout and "0 " not in out.stdout.splitlines()[-1][:2]
+    assert "done" not in out.stdout
+
+
+TORCH_EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "digits_cnn.py"
+
+
+@pytest.mark.parametrize("where", ["epoch", "batch"])
+def test_torch_digits(tmp_path, where):
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    src = TORCH_EXAMPLE.read_text()
+    if where == "epoch":
+        edited = edit(src, "scheduler.step()", "flortrace.log('fc2', model.fc2.weight.norm().item())")
+        args = ()
+    else:
+        edited = edit(src, "opt.step()", "flortrace.log('loss', loss.item())")
+        args = ("--epochs", "2:4")
+    chosen = {2, 3} if args else None
+    replayed, fresh, _ = scenario(tmp_path, src, edited, ["--quick", "--epochs", "4"], args, chosen)
+    assert replayed and replayed == fresh
