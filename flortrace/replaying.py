@@ -10,6 +10,7 @@ from . import runner
 from .instrument.importer import InstrumentingFinder, ProjectFilter
 from .recording import Instrumenter, prepare, project_root
 from .replay import planner
+from .replay.parallel import replay_parallel
 from .runtime import hooks
 from .runtime.recorder import stderr_notice
 from .runtime.replayer import Replayer
@@ -54,7 +55,9 @@ def print_plan(run, plan, out=sys.stdout):
           file=out)
 
 
-def replay(target, argv, settings, module=False, run_id=None, epochs=None, force=False, plan_only=False):
+def replay(target, argv, settings, module=False, run_id=None, epochs=None, force=False, plan_only=False,
+           segment=None):
+    """Replay; ``segment`` = (index, count) when this process is one worker of a parallel replay."""
     notify = stderr_notice(settings["quiet"])
     store = Store.open_existing(settings["store"])
     try:
@@ -67,8 +70,12 @@ def replay(target, argv, settings, module=False, run_id=None, epochs=None, force
         return 0
     for note in plan.notes:
         notify(note)
+    if settings["workers"] > 1 and segment is None:
+        store.close()
+        return replay_parallel(target, argv, settings, module, run, plan, notify)
+    last_segment = segment is None or segment[0] == segment[1] - 1
     replayer = Replayer(plan, lambda manifest: load_snapshot(store, manifest), store.catalog, run["id"],
-                        settings["tolerance"], notify)
+                        settings["tolerance"], notify, keep_unnumbered=last_segment)
     project = ProjectFilter(project_root(target, module), settings["include"], settings["exclude"])
     patch = Instrumenter(project, replayer.register, lambda rel, src: None)
     finder = InstrumentingFinder(project, patch)

@@ -31,18 +31,29 @@ def replay(argv):
     p.add_argument("--plan", action="store_true", help="print the plan and an estimated time; run nothing")
     p.add_argument("--force", action="store_true", help="replay even if the edit changes state or loops")
     p.add_argument("--tolerance", type=float, help="relative tolerance for the fidelity check (default 0)")
+    p.add_argument("--workers", type=int, help="parallel workers, each replaying a checkpoint-aligned segment")
+    p.add_argument("--backend", choices=["local", "ray"], help="where workers run (default local processes)")
+    p.add_argument("--address", help="Ray cluster address for --backend ray (default: start a local Ray)")
+    p.add_argument("--segment", help=argparse.SUPPRESS)
     p.add_argument("-q", "--quiet", action="store_true", default=None, help="no flortrace notices on stderr")
     p.add_argument("-m", dest="module", help="replay a module recorded with -m")
     p.add_argument("target", nargs="?", help="the (edited) script")
     p.usage = "flortrace replay [options] script.py [args ...]"
     p.epilog = "Exit code: the script's; 3 when re-executed code logged values that differ from the recording."
-    own, rest = split_at_script(argv, {"--run", "--epochs", "--tolerance", "--store", "-m"})
+    own, rest = split_at_script(
+        argv, {"--run", "--epochs", "--tolerance", "--store", "--workers", "--backend", "--address", "--segment", "-m"}
+    )
     ns = p.parse_args(own)
     ns.args = rest
     from .replay.epochs import SpecError, parse
     from .replaying import make_plan, replay as run_replay
 
-    settings = _settings(ns, quiet=ns.quiet, tolerance=ns.tolerance)
+    settings = _settings(ns, quiet=ns.quiet, tolerance=ns.tolerance, workers=ns.workers, backend=ns.backend)
+    settings["address"] = ns.address
+    segment = None
+    if ns.segment:
+        index, _, count = ns.segment.partition("/")
+        segment = (int(index), int(count))
     target, args = (ns.module, ([ns.target] if ns.target else []) + ns.args) if ns.module else (ns.target, ns.args)
     if target is None:
         p.error("no script given")
@@ -55,7 +66,7 @@ def replay(argv):
         except SpecError as exc:
             p.error(str(exc))
         store.close()
-    return run_replay(target, args, settings, bool(ns.module), ns.run, epochs, ns.force, ns.plan)
+    return run_replay(target, args, settings, bool(ns.module), ns.run, epochs, ns.force, ns.plan, segment)
 
 
 # ---- runs ---------------------------------------------------------------------------------------

@@ -221,3 +221,20 @@ def test_torch_digits(tmp_path, where):
     chosen = {2, 3} if args else None
     replayed, fresh, _ = scenario(tmp_path, src, edited, ["--quick", "--epochs", "4"], args, chosen)
     assert replayed and replayed == fresh
+
+
+def test_parallel_replay_matches_a_fresh_run(tmp_path):
+    big = PURE.replace("range(120)", "range(3000)").replace("data[:30]", "data[:300]")
+    edited = edit(big, "total += err * err", "flortrace.log('err', err)")
+    (tmp_path / "train.py").write_text(big)
+    flortrace(tmp_path, "-q", "--overhead", "1", "train.py", "10")
+    (tmp_path / "train.py").write_text(edited)
+    out = flortrace(tmp_path, "replay", "--workers", "2", "--epochs", "1:9", "train.py", "10")
+    assert "worker(s)" in out.stderr
+    replayed = logs(tmp_path, 1, "replay")
+    fresh_dir = tmp_path / "fresh"
+    fresh_dir.mkdir()
+    (fresh_dir / "train.py").write_text(edited)
+    flortrace(fresh_dir, "-q", "train.py", "10")
+    fresh = [r for r in logs(fresh_dir, 1, "record") if 1 <= r[1] < 9]
+    assert sorted(replayed, key=str) == sorted(fresh, key=str) and len(fresh) == 8 * 3000

@@ -35,6 +35,7 @@ class Plan:
     recorded_logs: dict = field(default_factory=dict)
     recorded_names: set = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
+    torch_settings: dict = field(default_factory=dict)
 
     def main_run(self, loop_id, run):
         for m in self.mains:
@@ -128,6 +129,7 @@ def build(catalog, run_id, root, selected=None, force=False):
         epoch_seconds={e["epoch"]: e["seconds"] for e in epochs},
         block_seconds={(b["epoch"], b["loop_id"], b["seq"]): b["seconds"] for b in catalog.blocks(run_id)},
         notes=report.notes,
+        torch_settings=(info.get("info") or {}).get("torch_settings") or {},
     )
     counts = {}
     for row in catalog.logs(run_ids=[run_id], origin="record"):

@@ -10,14 +10,17 @@ from __future__ import annotations
 import math
 import time
 
+from .. import state
 from . import changeset
 from .logvalues import typed
 from .session import Session
 
 
 class Replayer(Session):
-    def __init__(self, plan, load, catalog, run_id, tolerance=0.0, notify=None):
+    def __init__(self, plan, load, catalog, run_id, tolerance=0.0, notify=None, keep_unnumbered=True):
         super().__init__()
+        self.keep_unnumbered = keep_unnumbered  # rows logged outside epochs (one worker of many keeps them)
+        self._settings_applied = False
         self.plan, self.load, self.catalog, self.run_id = plan, load, catalog, run_id
         self.tolerance = tolerance
         self.notify = notify or (lambda msg: None)
@@ -36,6 +39,9 @@ class Replayer(Session):
             yield from super().on_top_iterations(act, it)
             return
         act.main, act.base = True, main.base
+        if not self._settings_applied and self.plan.torch_settings:
+            state.apply_torch_settings(self.plan.torch_settings)  # same threads and flags as the recording
+            self._settings_applied = True
         position = 0  # index of the next element of `it`
         live = -1  # the iteration whose end state the frame holds (-1: the state before the loop)
         for i in self.plan.epochs_to_run(main):
@@ -91,6 +97,8 @@ class Replayer(Session):
             if not _same(old, val, self.tolerance):
                 self.divergences.append(dict(epoch=epoch, step=step, name=name, recorded=old, replayed=val))
             return
+        if epoch is None and not self.keep_unnumbered:
+            return
         if name in self.plan.recorded_names or (epoch is not None and epoch not in self.plan.selected):
             return  # catch-up epochs run only to reach a selected one
         self.rows.append(dict(name=name, value=val, vtype=vtype, epoch=epoch, step=step, loop_id=loop_id,
@@ -98,7 +106,8 @@ class Replayer(Session):
 
     def finish(self):
         """Replace the replayed rows of the selected epochs (and those outside epochs) by this replay's."""
-        self.catalog.delete_logs(self.run_id, "replay", [*sorted(self.plan.selected), None])
+        unnumbered = [None] if self.keep_unnumbered else []
+        self.catalog.delete_logs(self.run_id, "replay", [*sorted(self.plan.selected), *unnumbered])
         if self.rows:
             self.catalog.add_logs(self.run_id, self.rows)
 
