@@ -101,11 +101,13 @@ def _usage(message):
 
 def _guard(fn):
     """Turn flortrace's own expected failures into one clear line and exit code 2."""
+    from .replay.epochs import SpecError
+    from .replay.raybackend import RayUnavailable
     from .store import StoreError
 
     try:
         return fn()
-    except (StoreError, config.ConfigError) as exc:
+    except (StoreError, config.ConfigError, SpecError, RayUnavailable) as exc:
         print(f"flortrace: error: {exc}", file=sys.stderr)
         return 2
 

@@ -68,6 +68,8 @@ def load(flags, start=None):
             settings[key] = _coerce(key, value, "--" + key)
     if not 0 < settings["overhead"] < 10:
         raise ConfigError(f"overhead must be a fraction such as 0.05, got {settings['overhead']}")
+    if settings["backend"] not in ("local", "ray"):
+        raise ConfigError(f"backend must be 'local' or 'ray', got {settings['backend']!r}")
     if settings["workers"] < 1:
         raise ConfigError("workers must be at least 1")
     return settings

@@ -67,7 +67,7 @@ OTHER_CASES = [
 def child_env():
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLORTRACE_")}
     path = [str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
-    env.update(PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=os.pathsep.join(path))
+    env.update(PYTHONHASHSEED="0", PYTHONPATH=os.pathsep.join(path))
     return env
 
 
@@ -105,7 +105,7 @@ def results(request, tmp_path_factory):
     """Start every selected case at once on a small pool; each test waits for its own."""
     corpus = tmp_path_factory.mktemp("parity") / "corpus"
     shutil.copytree(CORPUS, corpus, ignore=shutil.ignore_patterns("__pycache__"))
-    pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1))
+    pool = ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 1))
     futures = {}
     for item in request.session.items:
         spec = getattr(item, "callspec", None)

@@ -349,8 +349,8 @@ class _Simulation:
     def _merge(self, other: tuple[_Val, ...]) -> None:
         for position, theirs in enumerate(other):
             mine = self.stack[position]
-            if not theirs.roots <= mine.roots:
-                self.stack[position] = _Val(roots=mine.roots | theirs.roots, derived=True, lost=mine.lost)
+            if not theirs.roots <= mine.roots and "null" not in (mine.kind, theirs.kind):
+                self.stack[position] = replace(mine, roots=mine.roots | theirs.roots, derived=True)
 
     def _end_inner_loop(self) -> None:
         """END_FOR (3.12+): back to the stack at the exit of the innermost open loop."""

@@ -1,5 +1,4 @@
 # argv:
-# argv: plain words 1 2
 # argv: --help
 # argv: -h
 # argv: -q --quiet

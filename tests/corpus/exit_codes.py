@@ -7,7 +7,6 @@
 # argv: big => 7
 # argv: negative => 255
 # argv: builtin_exit => 5
-# argv: zero
 """sys.exit and SystemExit in their many forms, raised from inside loops with finally clauses pending."""
 
 import sys
