@@ -7,12 +7,12 @@ import sys
 
 from . import __version__, config
 
-VERBS = ("replay", "runs", "show", "logs", "rm", "gc")
+VERBS = ("replay", "console", "runs", "show", "logs", "rm", "gc")
 
 RECORD_HELP = """\
 usage: python -m flortrace [options] script.py [args ...]
        python -m flortrace [options] -m package.module [args ...]
-       python -m flortrace {replay,runs,show,logs,rm,gc} ...
+       python -m flortrace {replay,console,runs,show,logs,rm,gc} ...
 
 Record a training script for hindsight logging. The script runs exactly as with `python script.py`;
 flortrace finds its epoch loop, times epochs and blocks, and checkpoints the state they change within the
@@ -29,6 +29,7 @@ options:
 
 verbs:
   replay     re-run an edited script against a recorded run (new log values, exactly)
+  console    pdb-like console over a recorded run: travel to any epoch, inspect, step, watch
   runs       list recorded runs           show RUN     details of one run
   logs       print logged values (table, csv, json, parquet)
   rm RUN     delete a run                 gc           free blobs no run uses
@@ -113,9 +114,17 @@ def _guard(fn):
 
 
 def main(argv=None):
+    """Run the command line; returns the exit code (130: the script was interrupted, see runner.exit_process)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in VERBS:
         from . import verbs
 
         return verbs.main(argv[0], argv[1:], _guard)
     return record_main(argv)
+
+
+def entry():
+    """The ``flortrace`` console script."""
+    from .runner import exit_process
+
+    exit_process(main())

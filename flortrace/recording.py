@@ -52,12 +52,6 @@ class Instrumenter:
         return code
 
 
-def prepare(target, argv, module, patch):
-    if module:
-        return runner.prepare_module(target, argv, patch)
-    return runner.prepare_script(target, argv, patch)
-
-
 def project_root(target, module):
     if module:
         return Path(os.getcwd())
@@ -110,8 +104,13 @@ def record(target, argv, settings, module=False):
             finish("finished" if code == 0 else "failed", code)
         real_exit(code)
 
+    def start():
+        finder.install()
+        hooks.activate(recorder)
+        os._exit = exit_now
+
     try:
-        code_obj, globs, _ = prepare(target, argv, module, patch)
+        exc = runner.launch(target, argv, module, patch, start)
     except runner.NoScript as exc:
         print(exc, file=sys.stderr)
         catalog.end_run(run_id, "failed", exc.code, note=str(exc))
@@ -120,11 +119,6 @@ def record(target, argv, settings, module=False):
         runner.print_syntax_error(exc)
         catalog.end_run(run_id, "failed", 1, note="syntax error")
         return 1
-    finder.install()
-    hooks.activate(recorder)
-    os._exit = exit_now
-    try:
-        exc = runner.execute(code_obj, globs)
     finally:
         os._exit = real_exit
     code = runner.exit_code_of(exc)

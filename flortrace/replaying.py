@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import runner
 from .instrument.importer import InstrumentingFinder, ProjectFilter
-from .recording import Instrumenter, prepare, project_root
+from .recording import Instrumenter, project_root
 from .replay import planner
 from .replay.parallel import replay_parallel
 from .runtime import hooks
@@ -79,18 +79,22 @@ def replay(target, argv, settings, module=False, run_id=None, epochs=None, force
     project = ProjectFilter(project_root(target, module), settings["include"], settings["exclude"])
     patch = Instrumenter(project, replayer.register, lambda rel, src: None)
     finder = InstrumentingFinder(project, patch)
+
+    def start():
+        finder.install()
+        hooks.activate(replayer)
+
+    from .console import breakpoints
+
     try:
-        code_obj, globs, _ = prepare(target, argv, module, patch)
+        with breakpoints(replayer, interactive=segment is None):
+            exc = runner.launch(target, argv, module, patch, start)
     except runner.NoScript as exc:
         print(exc, file=sys.stderr)
         return exc.code
     except SyntaxError as exc:
         runner.print_syntax_error(exc)
         return 1
-    finder.install()
-    hooks.activate(replayer)
-    try:
-        exc = runner.execute(code_obj, globs)
     finally:
         hooks.deactivate()
         finder.uninstall()

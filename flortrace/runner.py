@@ -6,9 +6,12 @@ the interpreter reports them (flortrace's own frames removed) and turned into th
 
 from __future__ import annotations
 
+import builtins
 import importlib.machinery
 import importlib.util
 import os
+import runpy
+import signal
 import sys
 import traceback
 import types
@@ -53,62 +56,90 @@ def script_code(path, patch):
 
 
 def _fresh_main(**attrs):
+    """A ``__main__`` module with the attributes the interpreter gives it."""
     main = types.ModuleType("__main__")
-    main.__dict__.update(__builtins__=__builtins__, __cached__=None, __spec__=None, __loader__=None)
+    main.__dict__.update(__annotations__={}, __builtins__=builtins, __cached__=None, __spec__=None)
     main.__dict__.update(attrs)
     return main
 
 
 def prepare_script(path, argv, patch):
-    """Set up sys.argv, sys.path[0] and ``__main__`` for a script; return (code, globals, source)."""
+    """Set up sys.argv, sys.path[0] and ``__main__`` for a script file; return (code, globals)."""
     script = resolve_script(path)
-    code, source = script_code(script, patch)
-    run_path = script.parent if script.name == "__main__.py" and Path(path).is_dir() else script
-    main = _fresh_main(__name__="__main__", __file__=str(script), __package__=None)
-    if script.name == "__main__.py" and Path(path).is_dir():
-        main.__dict__["__package__"] = ""
+    code, _ = script_code(script, patch)
+    loader = importlib.machinery.SourceFileLoader("__main__", str(script))
+    main = _fresh_main(__name__="__main__", __file__=str(script), __package__=None, __loader__=loader)
     sys.argv[:] = [str(path), *argv]
-    sys.path[0] = str(Path(run_path).parent if run_path == script else run_path)
+    sys.path[0] = str(script.parent)
     sys.modules["__main__"] = main
-    return code, main.__dict__, source
+    return code, main.__dict__
 
 
-def prepare_module(name, argv, patch):
-    """The same for ``-m name``: the module's code runs as __main__ with cwd as sys.path[0]."""
-    sys.path[0] = os.getcwd()
+def launch(target, argv, module, patch, start):
+    """Run ``target`` (a script, a directory with __main__.py, or with ``module`` a module name) as
+    ``__main__``, exactly as ``python target`` / ``python -m target`` would; ``start()`` runs just before
+    the user's code. Returns the exception that ended it (None: none). Raises NoScript or SyntaxError when
+    a script file cannot start; for modules and directories runpy reports those itself, as Python does.
+
+    Modules and directories go through runpy, whose loader lookups reach our import hook (so their code is
+    patched) and whose frames appear in tracebacks just as under plain Python."""
+    if module:
+        sys.path[0] = os.getcwd()
+        sys.argv[:] = ["-m", *argv]
+        return _run_with_runpy(target, True, start)
+    if Path(target).is_dir():
+        resolve_script(target)  # NoScript when there is no __main__.py
+        sys.path[0] = str(target)
+        sys.argv[:] = [str(target), *argv]
+        return _run_with_runpy("__main__", False, start)
+    code, globs = prepare_script(target, argv, patch)
+    start()
+    return execute(code, globs)
+
+
+def _run_with_runpy(name, alter_argv, start):
+    sys.modules["__main__"] = _fresh_main(__name__="__main__")
+    start()
     try:
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.submodule_search_locations is not None:
-            name = name + ".__main__"
-            spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError) as exc:
-        raise NoScript(f"{_interpreter()}: Error while finding module specification for {name!r} ({exc})", 1)
-    if spec is None or spec.loader is None:
-        raise NoScript(f"{_interpreter()}: No module named {name}", 1)
-    code = spec.loader.get_code(name)
-    source = spec.loader.get_source(name) if hasattr(spec.loader, "get_source") else None
-    if code is None:
-        raise NoScript(f"{_interpreter()}: No code object available for {name}", 1)
-    code = patch(code, spec.origin, source or "")
-    main = _fresh_main(
-        __name__="__main__",
-        __file__=spec.origin,
-        __package__=name.rpartition(".")[0],
-        __spec__=spec,
-        __loader__=spec.loader,
-    )
-    sys.argv[:] = [spec.origin, *argv]
-    sys.modules["__main__"] = main
-    return code, main.__dict__, source or ""
+        runpy._run_module_as_main(name, alter_argv)
+    except BaseException as exc:  # noqa: BLE001 - reported like the interpreter does
+        return exc
+    return None
 
 
-def _without_our_frames(tb):
-    """Rebuild a traceback chain leaving out frames of the flortrace package."""
-    frames = []
+_IMPORTLIB = ("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>")
+
+
+def _without_our_frames(tb, is_import_error):
+    """Rebuild a traceback chain without flortrace's frames, then trim the import machinery's frames the
+    way the interpreter does for exceptions that leave an import statement (our loader, sitting between
+    its frames, would otherwise stop that from happening)."""
+    frames, chunk = [], []
     while tb is not None:
-        if not tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-            frames.append(tb)
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.startswith(_PACKAGE_DIR):
+            chunk = []  # import machinery that called our loader: Python hides it with the loader's work
+        elif filename in _IMPORTLIB:
+            chunk.append(tb)
+        else:
+            frames += chunk + [tb]
+            chunk = []
         tb = tb.tb_next
+    frames += chunk
+    if any(t.tb_frame.f_code.co_filename in _IMPORTLIB and t.tb_frame.f_code.co_name == "_find_and_load"
+           for t in frames):
+        kept, chunk = [], []
+        for t in frames:
+            code = t.tb_frame.f_code
+            if code.co_filename in _IMPORTLIB:
+                chunk.append(t)
+                if is_import_error or code.co_name == "_call_with_frames_removed":
+                    chunk = []
+                continue
+            kept.extend(chunk)
+            chunk = []
+            kept.append(t)
+        frames = kept + chunk
     out = None
     for t in reversed(frames):
         out = types.TracebackType(out, t.tb_frame, t.tb_lasti, t.tb_lineno)
@@ -120,7 +151,7 @@ def clean_exception(exc):
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        exc.__traceback__ = _without_our_frames(exc.__traceback__)
+        exc.__traceback__ = _without_our_frames(exc.__traceback__, isinstance(exc, ImportError))
         if exc.__cause__ is not None:
             clean_exception(exc.__cause__)
         exc = exc.__context__
@@ -143,7 +174,20 @@ def exit_code_of(exc):
         sys.excepthook(type(exc), exc, exc.__traceback__)
     except Exception:
         traceback.print_exception(type(exc), exc, exc.__traceback__)
-    return 130 if isinstance(exc, KeyboardInterrupt) else 1
+    return INTERRUPTED if isinstance(exc, KeyboardInterrupt) else 1
+
+
+INTERRUPTED = 130  # after cleanup, die by SIGINT as the interpreter does (the shell then reports 130)
+
+
+def exit_process(code):
+    """Leave with ``code``; an interrupted script ends the way Python ends on an uncaught Ctrl-C."""
+    if code == INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    sys.exit(code)
 
 
 def execute(code, globs):

@@ -1,4 +1,4 @@
-"""The verbs after ``python -m flortrace``: replay, runs, show, logs, rm, gc."""
+"""The verbs after ``python -m flortrace``: replay, console, runs, show, logs, rm, gc."""
 
 from __future__ import annotations
 
@@ -253,7 +253,14 @@ def gc(argv):
     return 0
 
 
-VERBS = {"replay": replay, "runs": runs, "show": show, "logs": logs, "rm": rm, "gc": gc}
+# ---- console ------------------------------------------------------------------------------------
+def console(argv):
+    from .console import console_main
+
+    return console_main(argv)
+
+
+VERBS = {"replay": replay, "console": console, "runs": runs, "show": show, "logs": logs, "rm": rm, "gc": gc}
 
 
 def main(verb, argv, guard):

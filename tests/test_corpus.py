@@ -60,7 +60,10 @@ OTHER_CASES = [
     pytest.param(["missing_script.py", "arg"], 2, [], id="nonexistent-script"),
     pytest.param(["-m", "corpus_pkg.mod", "a", "-q", "--store", "x"], 0, [], id="module"),
     pytest.param(["-m", "corpus_pkg"], 0, [], id="package-main"),
+    pytest.param(["-m", "corpus_pkg.fails"], 1, [], id="module-raises"),
+    pytest.param(["-m", "helpers_broken_syntax"], 1, [], id="module-syntax-error"),
     pytest.param(["-m", "no_such_module"], 1, [], id="nonexistent-module"),
+    pytest.param(["-m", "corpus_pkg.missing"], 1, [], id="nonexistent-submodule"),
 ]
 
 
@@ -96,7 +99,8 @@ def run_both(target, cwd, store):
     return results
 
 
-def missing(needs):
+def missing_modules(needs):
+    """The modules in ``needs`` this interpreter cannot import."""
     return [m for m in needs if importlib.util.find_spec(m) is None]
 
 
@@ -109,7 +113,7 @@ def results(request, tmp_path_factory):
     futures = {}
     for item in request.session.items:
         spec = getattr(item, "callspec", None)
-        if item.module is not request.module or spec is None or missing(spec.params["needs"]):
+        if item.module is not request.module or spec is None or missing_modules(spec.params["needs"]):
             continue
         store = tmp_path_factory.mktemp("store") / "store"
         futures[spec.id] = (pool.submit(run_both, spec.params["target"], corpus, store), store)
@@ -119,8 +123,8 @@ def results(request, tmp_path_factory):
 
 @pytest.mark.parametrize("target, exit_code, needs", [*script_cases(), *OTHER_CASES])
 def test_flortrace_changes_nothing(target, exit_code, needs, results, request):
-    if missing(needs):
-        pytest.skip(f"needs {' '.join(missing(needs))}")
+    if missing_modules(needs):
+        pytest.skip(f"needs {' '.join(missing_modules(needs))}")
     future, store = results[request.node.callspec.id]
     plain, traced = future.result()
     assert plain[0] == exit_code, f"the corpus case itself is off: plain Python gave {plain}"

@@ -7,13 +7,14 @@ from ``x``), so a store into an attribute or a subscript, a method call and a ca
 charged to a name.
 
 Instructions are ``(opname, argval)`` pairs as ``dis`` gives them, or as the ``bytecode`` package gives them
-(``(flag, name)`` tuples for LOAD_GLOBAL/LOAD_ATTR, labels as jump targets). Jump targets are not matched,
-so branches are followed with a stack of saved states: a conditional jump saves the state its target will
-see, and the instruction after an unconditional jump resumes from the latest saved state. Calls are
-modelled on a logical stack where a callable and its NULL or ``self`` slot count as one value, which keeps
-the model the same on 3.10-3.13 whether or not the NULL flag of LOAD_GLOBAL/LOAD_ATTR is known. When the
-model loses track of a value that is stored into, called or passed, the answer widens to every name the
-body loads.
+(``(flag, name)`` tuples for LOAD_GLOBAL/LOAD_ATTR, cell objects, labels as jump targets). The list carries
+no positions, so jumps are followed approximately: a conditional jump saves the stack its target will see,
+and the instruction after an unconditional jump resumes from a saved stack, chosen by jump target where
+targets are given (offsets are ordered, labels only compared) and else by recency. Values meet again where
+a jump's target likely is, so ``f(a if c else b)`` and ``f(x or y)`` pass both names. Calls are modelled on
+a logical stack where a callable and its NULL or ``self`` slot count as one value, which keeps the model
+the same on 3.10-3.13 whether or not the NULL flag of LOAD_GLOBAL/LOAD_ATTR is known. When the model loses
+track of a value that is stored into, called or passed, the answer widens to every name the body loads.
 """
 
 from __future__ import annotations
@@ -100,21 +101,15 @@ def _merged(vals: Iterable[_Val]) -> _Val:
     return _Val(roots=roots, derived=bool(roots), lost=lost)
 
 
-@dataclass(frozen=True, slots=True)
-class _Saved:
-    """The stack a jump target will see; for FOR_ITER also the stack of its body."""
+@dataclass(eq=False, slots=True)
+class _Branch:
+    """The stack a jump lands with, kept until the simulation is likely there."""
 
     stack: tuple[_Val, ...]
-    loop_body: tuple[_Val, ...] | None = None
-
-
-@dataclass(slots=True)
-class _Join:
-    """The stack at a jump whose target has not been met yet."""
-
-    stack: tuple[_Val, ...]
-    armed: bool = False  # the fall-through stack has been shallower since
-    met: bool = False  # ... and as deep again
+    target: object = None  # the jump's argument: an offset, a label, or None when not given
+    loop_body: tuple[_Val, ...] | None = None  # FOR_ITER: the stack of the loop body
+    armed: bool = False  # the fall-through stack has been shallower since the jump
+    met: bool = False  # ... and as deep again: the fall-through may have reached the target
 
 
 @dataclass(slots=True)
@@ -178,10 +173,17 @@ def _net_effect(opname: str, arg: object, jump: bool | None = None) -> int:
         return 0
 
 
+def _before(target: object, other: object) -> bool:
+    """Whether jump target ``target`` is an offset before offset ``other``."""
+    return isinstance(target, int) and isinstance(other, int) and target < other
+
+
 def _name_of(arg: object) -> str:
-    """The name in a name argument; the ``bytecode`` package adds flags before it in a tuple."""
+    """The name in a name argument; the ``bytecode`` package adds flags before it in a tuple, and gives
+    cell and free variables as objects with a ``name``."""
     if isinstance(arg, tuple) and arg:
         arg = arg[-1]
+    arg = getattr(arg, "name", arg)
     return arg if isinstance(arg, str) else ""
 
 
@@ -218,8 +220,8 @@ class _Simulation:
     """One pass over an instruction list, collecting effects on names."""
 
     stack: list[_Val] = field(default_factory=list)
-    saved: list[_Saved] = field(default_factory=list)
-    joins: list[_Join] = field(default_factory=list)
+    saved: list[_Branch] = field(default_factory=list)  # where the instruction after a jump may resume
+    joins: list[_Branch] = field(default_factory=list)  # jumps whose values may meet the fall-through
     rebound: set[str] = field(default_factory=set)
     mutated: set[str] = field(default_factory=set)
     passed: set[str] = field(default_factory=set)
@@ -231,27 +233,28 @@ class _Simulation:
     loop_level: int = 0
     hidden: list[_Hidden] = field(default_factory=list)
     hidden_roots: dict[str, frozenset[str]] = field(default_factory=dict)
+    tracked: frozenset[str] = frozenset()  # locals whose values are followed like hidden ones
     ever_hidden: set[str] = field(default_factory=set)
     instrs: list[tuple[str, object]] = field(default_factory=list)
     index: int = 0
 
     def run(self, instrs: Iterable[tuple[str, object]]) -> _Simulation:
         self.instrs = _expand(instrs)
-        resume = False
+        after_jump: tuple[str, object] | None = None
         for index, (opname, arg) in enumerate(self.instrs):
             self.index = index
             if opname == "END_FOR":
                 self._end_inner_loop()
-            elif resume:
-                self._resume()
-            resume = False
+            elif after_jump:
+                self._resume(*after_jump)
+            after_jump = None
             self._join()
             if opname == "FOR_ITER":
-                self._for_iter()
+                self._for_iter(arg)
             elif opname in _UNCONDITIONAL:
                 if opname in _FORWARD:
-                    self.joins.append(_Join(tuple(self.stack)))
-                resume = True
+                    self.joins.append(_Branch(tuple(self.stack), arg))
+                after_jump = (opname, arg if opname in _JUMPS else None)
             elif opname in _HANDLERS:
                 _HANDLERS[opname](self, arg)
             elif opname in _JUMPS:
@@ -304,46 +307,71 @@ class _Simulation:
         return (*self.stack, *[_FRESH] * effect)
 
     def _conditional_jump(self, opname: str, arg: object) -> None:
-        stack = self._jump_stack(opname, arg)
-        self.saved.append(_Saved(stack))
-        self.joins.append(_Join(stack))
+        branch = _Branch(self._jump_stack(opname, arg), arg)
+        self.saved.append(branch)
+        if not opname.startswith("SETUP_"):  # a handler entry carries no value of the fall-through
+            self.joins.append(branch)
         self._unknown(opname, arg)
 
-    def _for_iter(self) -> None:
+    def _for_iter(self, arg: object) -> None:
         iterator = self.stack[-1] if self.stack else _LOST
-        self.saved.append(_Saved(self._jump_stack("FOR_ITER", 0), loop_body=tuple(self.stack)))
+        self.saved.append(_Branch(self._jump_stack("FOR_ITER", 0), arg, loop_body=tuple(self.stack)))
         self.loop_level += 1
         self._push(replace(iterator, name=None, builtin=False, derived=True, kind=""))
 
-    def _resume(self) -> None:
-        """Pick the stack for an instruction that follows an unconditional jump."""
+    def _resume(self, opname: str, target: object) -> None:
+        """Pick the stack for an instruction that follows an unconditional jump to ``target``.
+
+        Branches to the same target, or that the fall-through has met before a forward jump, land past
+        this instruction. Of the rest, with offsets the nearest target before the forward jump's wins;
+        else the latest branch, except that inside an inner loop of 3.12+ (whose exit is END_FOR) the
+        instruction is a `continue` target with the loop body's stack."""
+        forward = opname in _FORWARD
+        self.saved = [
+            branch
+            for branch in self.saved
+            if branch.loop_body is not None
+            or not ((target is not None and branch.target == target) or (forward and branch.met))
+        ]
+        if forward and isinstance(target, int):
+            before = [b for b in self.saved if b.loop_body is None and _before(b.target, target)]
+            if before:
+                nearest = max(before, key=lambda branch: branch.target)
+                self.saved = [b for b in self.saved if b not in before or _before(nearest.target, b.target)]
+                self._land(nearest)
+                return
         if not self.saved:
             self.stack = []
         elif self.saved[-1].loop_body is not None and _HAS_END_FOR:
-            self.stack = list(self.saved[-1].loop_body)  # a `continue` target inside an inner loop
+            self.stack = list(self.saved[-1].loop_body)
         else:
-            self.stack = list(self.saved.pop().stack)
+            self._land(self.saved.pop())
+
+    def _land(self, branch: _Branch) -> None:
+        self.stack = list(branch.stack)
+        if branch in self.joins:
+            self.joins.remove(branch)
 
     def _join(self) -> None:
-        """Merge the stack at a pending jump into the fall-through path where they may meet.
+        """Merge the stack of a pending jump into the fall-through path where they may meet.
 
         Those are the points where the fall-through stack, after dipping below the jump's depth, is as deep
         again, until it dips once more: ``f(x or y)`` then passes both names, ``f(a if c else b)`` too. A
         jump whose fall-through goes deeper first (an ``if`` statement) needs no merge."""
         depth = len(self.stack)
         pending = []
-        for join in self.joins:
-            if depth < len(join.stack):
-                if join.met:
+        for branch in self.joins:
+            if depth < len(branch.stack):
+                if branch.met:
                     continue
-                join.armed = True
-            elif depth == len(join.stack):
-                if join.armed:
-                    join.met = True
-                    self._merge(join.stack)
-            elif not join.armed:
+                branch.armed = True
+            elif depth == len(branch.stack):
+                if branch.armed:
+                    branch.met = True
+                    self._merge(branch.stack)
+            elif not branch.armed:
                 continue
-            pending.append(join)
+            pending.append(branch)
         self.joins = pending
 
     def _merge(self, other: tuple[_Val, ...]) -> None:
@@ -412,7 +440,7 @@ class _Simulation:
                 self.globals_.add(name)
 
     def _is_hidden(self, name: str) -> bool:
-        return any(h.name == name and not h.done for h in self.hidden)
+        return name in self.tracked or any(h.name == name and not h.done for h in self.hidden)
 
     def _restores_before_reraise(self) -> bool:
         """A STORE_FAST of comprehension variables that runs into RERAISE: the 3.12+ cleanup path."""
@@ -479,6 +507,9 @@ class _Simulation:
     def _store_fast(self, arg: object) -> None:
         name = _name_of(arg)
         val = self._pop()
+        if name in self.tracked:
+            self.hidden_roots[name] = val.roots
+            return
         for position in range(len(self.hidden) - 1, -1, -1):
             hidden = self.hidden[position]
             if hidden.name == name:
@@ -745,7 +776,7 @@ class _Simulation:
 
     @_handles("SETUP_WITH", "SETUP_ASYNC_WITH")
     def _setup_with(self, arg: object) -> None:
-        self.saved.append(_Saved(self._jump_stack("SETUP_WITH", arg)))
+        self.saved.append(_Branch(self._jump_stack("SETUP_WITH", arg), arg))
         self._mutate(self._pop())
         self._push(_FRESH, _FRESH)
 
@@ -849,7 +880,10 @@ class _Nested:
 
 @functools.lru_cache(maxsize=1024)
 def _nested_effects(code: types.CodeType) -> _Nested:
-    sim = _Simulation().run((ins.opname, ins.argval) for ins in dis.get_instructions(code))
+    # A comprehension's variables carry its items, so that `[f(x) for x in xs]` passes items of `xs`, as
+    # it does on 3.12+ where list, set and dict comprehensions are inlined.
+    tracked = frozenset(code.co_varnames) - {".0"} if code.co_name in _COMPREHENSIONS else frozenset()
+    sim = _Simulation(tracked=tracked).run((ins.opname, ins.argval) for ins in dis.get_instructions(code))
     local = set(code.co_varnames) | set(code.co_cellvars)
     if not code.co_flags & inspect.CO_OPTIMIZED:  # a class body: its names are class attributes
         local |= sim.rebound - sim.globals_

@@ -63,8 +63,3 @@ def call_discard(fn, arg, lineno=None):
     else:
         head = [_instr("LOAD_CONST", fn, lineno), _instr("PUSH_NULL", lineno=lineno)]
     return head + [_instr("LOAD_CONST", arg, lineno)] + _call(1, lineno) + [_instr("POP_TOP", lineno=lineno)]
-
-
-def jump_back(label, lineno=None):
-    """An unconditional jump to an earlier label."""
-    return _instr("JUMP_ABSOLUTE" if _V == (3, 10) else "JUMP_BACKWARD", label, lineno)

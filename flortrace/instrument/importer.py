@@ -11,7 +11,8 @@ import os
 import sys
 import sysconfig
 from importlib.abc import MetaPathFinder
-from importlib.machinery import PathFinder, SourceFileLoader
+from importlib import machinery
+from importlib.machinery import PathFinder
 from pathlib import Path
 
 _OWN = str(Path(__file__).resolve().parent.parent)
@@ -50,7 +51,9 @@ class ProjectFilter:
         return not any(fnmatch.fnmatch(rel, pat) for pat in self.exclude)
 
 
-class _Loader(SourceFileLoader):
+class SourceFileLoader(machinery.SourceFileLoader):
+    """The standard loader, returning patched code (named like its base: scripts may print the name)."""
+
     patch = None
 
     def get_code(self, fullname):
@@ -68,11 +71,11 @@ class InstrumentingFinder(MetaPathFinder):
 
     def find_spec(self, name, path=None, target=None):
         spec = PathFinder.find_spec(name, path)
-        if spec is None or not isinstance(spec.loader, SourceFileLoader) or not spec.origin:
+        if spec is None or not isinstance(spec.loader, machinery.SourceFileLoader) or not spec.origin:
             return None
         if not self.project.wants(spec.origin):
             return None
-        loader = _Loader(spec.loader.name, spec.loader.path)
+        loader = SourceFileLoader(spec.loader.name, spec.loader.path)
         loader.patch = self.patch
         spec.loader = loader
         return spec

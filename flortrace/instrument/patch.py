@@ -131,6 +131,11 @@ def _merge_while(edges):
     return [tuple(loop) for loop in loops]
 
 
+def _line_after(instrs, i):
+    j = _next_instr(instrs, i)
+    return instrs[j].lineno if j is not None else None
+
+
 def _qualname(code, parent_qual, parent_is_class):
     if hasattr(code, "co_qualname"):
         return code.co_qualname
@@ -159,7 +164,7 @@ def instrument(code, file, hooks, loops_out=None, spans=None, _parent=None, _par
     found = _find_loops(instrs)
     if not found:
         return code
-    pre, post, tail, retarget = {}, {}, [], {}
+    pre, post, retarget = {}, {}, {}
     for position, (kind, first, header, last) in enumerate(found):
         lines = _lines(instrs, first, last + 1)
         lineno = lines[0] if lines else code.co_firstlineno
@@ -182,26 +187,30 @@ def instrument(code, file, hooks, loops_out=None, spans=None, _parent=None, _par
         if kind == "for":
             pre.setdefault(first, []).extend(emit.wrap_top(hooks.for_loop, info, lineno))
             continue
-        _patch_while(instrs, info, hooks, first, header, last, lineno, pre, post, tail, retarget)
+        _patch_while(instrs, info, hooks, first, header, last, pre, post, retarget)
     out = []
     for i, ins in enumerate(instrs):
         out.extend(pre.get(i, ()))
-        if isinstance(ins, Instr) and id(ins) in retarget:  # trampolines live at the end: jump forward
-            ins.set(ins.name.replace("BACKWARD", "FORWARD"), retarget[id(ins)])
+        if isinstance(ins, Instr) and id(ins) in retarget:
+            ins.arg = retarget[id(ins)]
         out.append(ins)
         out.extend(post.get(i, ()))
-    out.extend(tail)
     bc.clear()
     bc.extend(out)
     return bc.to_code()
 
 
-def _patch_while(instrs, info, hooks, first, tick, last, lineno, pre, post, tail, retarget):
-    """Enter before ``first``, tick after the ``tick`` label, exit on every edge leaving [first, last]."""
+def _patch_while(instrs, info, hooks, first, tick, last, pre, post, retarget):
+    """Enter before ``first``, tick after the ``tick`` label, and call exit where every edge that leaves
+    [first, last] lands. Other paths reach those places too (the 3.12 entry test, an outer loop's header):
+    there the runtime finds no running activation of this loop in this frame and does nothing."""
     labels = {id(x): i for i, x in enumerate(instrs) if isinstance(x, Label)}
     entry = Label()
-    pre.setdefault(first, []).extend([entry, *emit.call_discard(hooks.while_enter, info, lineno)])
-    post.setdefault(tick, []).extend(emit.call_discard(hooks.while_tick, info, lineno))
+    # Inserted calls take the line of the instruction that runs next, so line events and tracebacks stay
+    # those of the user's code.
+    pre.setdefault(first, []).extend([entry, *emit.call_discard(hooks.while_enter, info, _line_after(instrs, first))])
+    post.setdefault(tick, []).extend(emit.call_discard(hooks.while_tick, info, _line_after(instrs, tick)))
+    landings = set()
     for i, ins in enumerate(instrs):
         if not isinstance(ins, Instr):
             continue
@@ -209,21 +218,18 @@ def _patch_while(instrs, info, hooks, first, tick, last, lineno, pre, post, tail
         inside = first < i <= last
         if target == first and i < first:
             retarget[id(ins)] = entry
-        elif (
-            inside
-            and target is not None
-            and not first <= target <= last
-            and id(ins) not in retarget
-            and ins.name != "FOR_ITER"  # 3.12+ jumps past its target's END_FOR: never redirect it
-            and "NO_INTERRUPT" not in ins.name
-        ):
-            trampoline = Label()
-            retarget[id(ins)] = trampoline
-            tail.extend([trampoline, *emit.call_discard(hooks.while_exit, info, lineno), emit.jump_back(ins.arg)])
+        elif inside and target is not None and not first <= target <= last and ins.name != "FOR_ITER":
+            landings.add(target)
         elif inside and ins.name in _RETURNS:
-            pre.setdefault(i, []).extend(emit.call_discard(hooks.while_exit, info, lineno))
+            pre.setdefault(i, []).extend(emit.call_discard(hooks.while_exit, info, ins.lineno))
     if not instrs[last].is_uncond_jump():
-        post.setdefault(last, []).extend(emit.call_discard(hooks.while_exit, info, lineno))
+        landings.add(last + 1)
+    for t in sorted(landings):
+        call = emit.call_discard(hooks.while_exit, info, _line_after(instrs, t - 1 if t > last else t))
+        if isinstance(instrs[t], Label):
+            post.setdefault(t, []).extend(call)
+        else:
+            pre.setdefault(t, []).extend(call)
 
 
 def instrument_module_code(code, file, hooks, source=None):

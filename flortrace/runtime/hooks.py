@@ -47,13 +47,13 @@ def while_enter(info):
 def while_tick(info):
     s = _session
     if s is not None and _get_ident() == _thread:
-        s.while_tick(info)
+        s.while_tick(info, _getframe(1))
 
 
 def while_exit(info):
     s = _session
     if s is not None and _get_ident() == _thread:
-        s.while_exit(info)
+        s.while_exit(info, _getframe(1))
 
 
 # What the patcher embeds in code: the runtime functions patched loops call.

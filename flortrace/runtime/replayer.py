@@ -33,11 +33,11 @@ class Replayer(Session):
         """Loops of the edited source; the plan already knows them."""
 
     # ---- the main loop ---------------------------------------------------------------------------
-    def on_top_iterations(self, act, it):
+    def drive_top(self, act, iterable):
         main = self.plan.main_run(act.info.id, act.seq)
-        if main is None:
-            yield from super().on_top_iterations(act, it)
-            return
+        return None if main is None else self._epochs(act, main, iter(iterable))
+
+    def _epochs(self, act, main, it):
         act.main, act.base = True, main.base
         if not self._settings_applied and self.plan.torch_settings:
             state.apply_torch_settings(self.plan.torch_settings)  # same threads and flags as the recording
@@ -84,6 +84,12 @@ class Replayer(Session):
             return True
         self.run_blocks += 1
         return False
+
+    def breakpoint(self, frame):
+        """``flortrace.breakpoint()`` or ``breakpoint()`` during replay: open the console at ``frame``."""
+        from ..console import break_into
+
+        break_into(self, frame)
 
     # ---- logs and fidelity ----------------------------------------------------------------------
     def log(self, name, value, lineno=None):

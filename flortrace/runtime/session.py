@@ -8,6 +8,10 @@ per execution and are not tracked. Subclasses (recorder, replayer) react to epoc
 
 from __future__ import annotations
 
+import sys
+from functools import partial
+from itertools import chain, count
+from operator import itemgetter
 from time import perf_counter
 
 from ..instrument.patch import LoopInfo
@@ -17,13 +21,48 @@ class Activation:
     """One execution of a tracked loop."""
 
     __slots__ = (
-        "info", "frame", "role", "whileloop", "index", "iterating", "main", "base", "step", "seq", "steps", "started"
+        "info", "frame", "role", "whileloop", "index", "iterating", "main", "base", "step", "seq", "steps",
+        "started", "counter", "skipped",
     )
 
     def __init__(self, info: LoopInfo, frame, role, whileloop=False):
         self.info, self.frame, self.role, self.whileloop = info, frame, role, whileloop
         self.index, self.iterating, self.main, self.base = -1, False, False, 0
         self.step, self.seq, self.steps, self.started = None, 0, 0, 0.0
+        self.counter, self.skipped = None, False  # for-loop blocks: steps taken so far; skipped on replay
+
+
+_first = itemgetter(0)
+
+
+def _next_value(counter):
+    """The value an itertools.count would yield next, without advancing it."""
+    return int(repr(counter)[6:-1])
+
+
+class _LoopEnd:
+    """Last item of a loop's chain: its __iter__ runs when the loop runs out, its __del__ when the loop is
+    left early (break, return, exception drop the chain at once). Either way the callback runs once."""
+
+    __slots__ = ("callback", "act")
+
+    def __init__(self, callback, act):
+        self.callback, self.act = callback, act
+
+    def __iter__(self):
+        self._end()
+        return iter(())
+
+    def __del__(self):
+        try:
+            self._end()
+        except Exception as exc:  # never let a finalizer's error pass silently, never raise from one
+            print(f"flortrace: internal error at the end of a loop: {exc!r}", file=sys.stderr)
+
+    def _end(self):
+        callback, self.callback = self.callback, None
+        if callback is not None:
+            callback(self.act)
 
 
 def _is_active(frame, current):
@@ -57,20 +96,10 @@ class Session:
     def on_epoch_end(self, act, last):
         pass
 
-    def on_top_iterations(self, act, it):
-        """Yield the elements the top loop's body runs on (the replayer may skip and jump)."""
-        try:
-            x = next(it)
-        except StopIteration:
-            return
-        while True:
-            self._begin_iteration(act)
-            yield x
-            try:
-                x = next(it)
-            except StopIteration:
-                return
-            self._end_iteration(act, last=False)
+    def drive_top(self, act, iterable):
+        """Return a generator that drives this top loop's iterations itself (the replayer skips and jumps
+        epochs), or None for the default: every element runs, boundaries reported as they pass."""
+        return None
 
     def on_block_enter(self, act, can_skip) -> bool:
         """Return True to skip the block (run zero iterations)."""
@@ -88,7 +117,10 @@ class Session:
         if not self.stack:
             return self.epoch, None, None
         act = self.stack[-1]
-        step = act.step if act.role == "block" else (act.index if not act.main else None)
+        if act.role == "block":
+            step = act.step if act.counter is None else _next_value(act.counter) - 1
+        else:
+            step = None if act.main else act.index
         return self.epoch, step, act.info.id
 
     # ---- for loops ---------------------------------------------------------------------------
@@ -110,24 +142,38 @@ class Session:
         self._count_top(act)
         self.stack.append(act)
         self.on_top_enter(act)
+        driven = self.drive_top(act, iterable)
+        if driven is not None:
+            return self._driven(driven, act)
+        # C-level wrappers: an exception raised by the iterable reaches the user's frame with no frame of ours
+        # in its traceback; _LoopEnd hears about the end whichever way the loop is left.
+        return chain(map(partial(self._tick_top, act), iterable), _LoopEnd(self._finish_top, act))
+
+    def _tick_top(self, act, x):
+        if act.iterating:
+            self._end_iteration(act, last=False)
+        self._begin_iteration(act)
+        return x
+
+    def _driven(self, driven, act):
         try:
-            yield from self.on_top_iterations(act, iter(iterable))
+            yield from driven
         finally:
             self._finish_top(act)
 
     def _block(self, iterable, act):
-        skip = self.on_block_enter(act, True)
-        steps = 0
-        try:
-            if not skip:
-                for x in iterable:
-                    act.step = steps
-                    steps += 1
-                    yield x
-        finally:
-            act.steps = steps
-            self._pop(act)
-            self.on_block_exit(act, skip)
+        end = _LoopEnd(self._finish_block, act)
+        if self.on_block_enter(act, True):
+            act.skipped = True
+            return chain((), end)
+        act.counter = count()
+        return chain(map(_first, zip(iterable, act.counter)), end)
+
+    def _finish_block(self, act):
+        if act.counter is not None:
+            act.steps = _next_value(act.counter)
+        self._pop(act)
+        self.on_block_exit(act, act.skipped)
 
     def _new_block(self, info, frame, whileloop):
         top = self.stack[0]
@@ -198,14 +244,14 @@ class Session:
             self.on_block_enter(act, False)
             act.step = -1
 
-    def _find(self, info):
+    def _find(self, info, frame):
         for i in range(len(self.stack) - 1, -1, -1):
-            if self.stack[i].info is info:
+            if self.stack[i].info is info and self.stack[i].frame is frame:
                 return i
         return None
 
-    def while_tick(self, info):
-        i = self._find(info)
+    def while_tick(self, info, frame):
+        i = self._find(info, frame)
         if i is None:
             return
         act = self.stack[i]
@@ -218,8 +264,9 @@ class Session:
             act.step += 1
             act.steps = act.step + 1
 
-    def while_exit(self, info):
-        i = self._find(info)
+    def while_exit(self, info, frame):
+        """Also reached by paths that never entered the loop: then nothing is running and nothing happens."""
+        i = self._find(info, frame)
         if i is None:
             return
         act = self.stack[i]

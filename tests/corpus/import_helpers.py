@@ -1,4 +1,4 @@
-"""Import helper modules from the script's folder (a module, a package, a latin-1 file) and use their loops."""
+"""Import helpers from the script's folder (a module, a package, a latin-1 file) and use their loops."""
 
 import importlib
 import inspect
@@ -24,4 +24,7 @@ print("reloaded", reloaded is helpers_mod, reloaded.total([1, 2]), reloaded.SQUA
 print(inspect.getsource(helpers_mod.total).splitlines()[2])
 print(helpers_mod.total.__code__.co_firstlineno, inspect.getsourcelines(util.batches)[1])
 print(os.path.basename(helpers_mod.__file__), helpers_mod.__name__, helpers_mod.__spec__.name)
-print(type(helpers_mod.__loader__).__mro__[-2].__name__, corpus_pkg.__path__[0] == os.path.dirname(util.__file__))
+print(
+    type(helpers_mod.__loader__).__mro__[-2].__name__,
+    corpus_pkg.__path__[0] == os.path.dirname(util.__file__),
+)

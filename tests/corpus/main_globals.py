@@ -9,5 +9,8 @@ print("cached", globals().get("__cached__"))
 main = sys.modules["__main__"]
 print("sys.modules['__main__'] is this module:", main.__dict__ is globals())
 print("builtins", type(__builtins__).__name__)
+import __main__  # noqa: E402
+
+print("import __main__ gives this module:", vars(__main__) is globals(), __main__.__file__ == __file__)
 for key in ("numpy", "torch", "pandas"):
     print(key, "imported:", key in sys.modules)

@@ -45,3 +45,4 @@ for epoch in range(3):
 print("end of loop alive:", Tensor.alive)
 del model
 print("after del model alive:", Tensor.alive)
+kept = Tensor("at interpreter shutdown", 1)

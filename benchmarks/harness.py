@@ -1,0 +1,109 @@
+"""What every benchmark shares: the checkout on sys.path, timed commands, the flortrace CLI, result rows.
+
+Each benchmark script collects ``Row``s and either prints them as a table (run alone) or writes them as JSON
+(``--json PATH``, how run.py gathers all parts into one table). Importing this module makes the checkout's
+``flortrace`` importable from any interpreter, so ``python benchmarks/X.py`` works without installing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+BENCHMARKS = ROOT / "benchmarks"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@dataclass
+class Row:
+    """One line of the results table."""
+
+    part: str
+    measure: str
+    result: str
+    compared: str = ""
+
+
+class CommandFailed(RuntimeError):
+    """A benchmarked command exited with an unexpected code."""
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """The options every part takes: ``--quick`` and ``--json PATH``."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="small sizes, for a CI-like run")
+    p.add_argument("--json", metavar="PATH", help="write the rows as JSON to PATH instead of printing a table")
+    return p
+
+
+def emit(rows: list[Row], json_path: str | None) -> None:
+    if json_path:
+        Path(json_path).write_text(json.dumps([asdict(r) for r in rows], indent=1))
+    else:
+        print_table(rows)
+
+
+def print_table(rows: list[Row], out=sys.stdout) -> None:
+    """Rows as aligned columns, one blank line between parts."""
+    header = Row("part", "measure", "result", "compared with")
+    widths = [max(len(getattr(r, f)) for r in [header, *rows]) for f in ("part", "measure", "result")]
+    last = header.part
+    for r in [header, *rows]:
+        if r.part != last and last != header.part:
+            print(file=out)
+        last = r.part
+        cells = [r.part.ljust(widths[0]), r.measure.ljust(widths[1]), r.result.ljust(widths[2]), r.compared]
+        print("  ".join(cells).rstrip(), file=out)
+
+
+def run(argv: list[str], cwd: str | os.PathLike, env: dict | None = None, expect: int = 0):
+    """Run a command to completion; returns (wall seconds, CompletedProcess). Raises on an unexpected exit."""
+    full_env = {**os.environ, **(env or {})}
+    began = time.perf_counter()
+    proc = subprocess.run(argv, cwd=cwd, env=full_env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - began
+    if proc.returncode != expect:
+        tail = (proc.stderr or proc.stdout)[-3000:]
+        raise CommandFailed(f"{' '.join(map(str, argv))} (in {cwd}) exited {proc.returncode}:\n{tail}")
+    return seconds, proc
+
+
+def flortrace(*args: str, store: str | os.PathLike, cwd: str | os.PathLike, expect: int = 0):
+    """Run ``python -m flortrace ARGS`` against ``store``; returns (wall seconds, CompletedProcess)."""
+    return run([sys.executable, "-m", "flortrace", *args], cwd, {"FLORTRACE_STORE": str(store)}, expect)
+
+
+def flortrace_json(*args: str, store: str | os.PathLike, cwd: str | os.PathLike):
+    """The parsed JSON a flortrace verb prints with ``--json`` (``runs``, ``show``)."""
+    _, proc = flortrace(*args, "--json", store=store, cwd=cwd)
+    return json.loads(proc.stdout)
+
+
+def median(values) -> float:
+    return statistics.median(values)
+
+
+def fmt_seconds(s: float) -> str:
+    return f"{s * 1e3:.0f} ms" if s < 1 else f"{s:.2f} s"
+
+
+def fmt_bytes(n: float) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+def fmt_overhead(ratio: float) -> str:
+    """A time ratio as a signed percentage: 1.034 -> '+3.4%'."""
+    return f"{(ratio - 1) * 100:+.1f}%"

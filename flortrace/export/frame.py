@@ -1,0 +1,120 @@
+"""Logged values as tables: ``flortrace.dataframe``, and the helpers every exporter shares (which runs, which
+values are numbers, one x-axis step per logged value)."""
+
+from __future__ import annotations
+
+import shlex
+import warnings
+from collections.abc import Iterable
+from numbers import Integral
+
+from .. import config
+from ..store import Catalog, Store, StoreError
+
+KEYS = ("run", "epoch", "step")
+RUN_COLUMNS = ("argv", "git", "script")
+
+
+def open_store(store=None) -> Store:
+    """The store at ``store``, or where the settings (env, pyproject, default) say."""
+    return Store.open_existing(store if store is not None else config.load({})["store"])
+
+
+def run_ids(catalog: Catalog, run: int | Iterable[int] | None) -> list[int]:
+    """Run ids for ``run``: an id, several, or None for the latest recorded run; unknown ids raise."""
+    if run is None:
+        latest = catalog.latest_run()
+        if latest is None:
+            raise StoreError(f"no recorded runs in {catalog.path.parent}")
+        return [latest]
+    ids = [int(run)] if isinstance(run, Integral) else [int(r) for r in run]
+    for run_id in ids:
+        if catalog.run(run_id) is None:
+            raise StoreError(f"no run {run_id} in {catalog.path.parent} (see python -m flortrace runs)")
+    return ids
+
+
+def number(row: dict) -> float | int | None:
+    """The row's value as a number (non-finite floats, stored as text, come back as floats), else None."""
+    value = row["value"]
+    if isinstance(value, (bool, int, float)):
+        return value
+    if row.get("vtype") == "float" and isinstance(value, str):
+        return float(value)  # repr of nan, inf, -inf
+    return None
+
+
+def argv_text(run: dict) -> str:
+    """The run's command line after the script, as a shell would read it."""
+    return shlex.join(run["argv"] or [])
+
+
+def step_widths(catalog: Catalog, run_id: int) -> dict[str, int]:
+    """Steps per epoch of each loop of a run: the most iterations one execution of it took in any epoch
+    (from the block timings), or the highest step logged in it plus one, whichever is larger."""
+    widths: dict[str, int] = {}
+    for block in catalog.blocks(run_id):
+        widths[block["loop_id"]] = max(widths.get(block["loop_id"], 0), block["steps"] or 0)
+    for row in catalog.logs(run_ids=[run_id]):
+        if row["step"] is not None:
+            widths[row["loop_id"]] = max(widths.get(row["loop_id"], 0), row["step"] + 1)
+    return widths
+
+
+def global_step(row: dict, widths: dict[str, int]) -> int:
+    """One x-axis position per logged value: ``epoch * W + step`` with W the steps per epoch of the row's
+    loop (see :func:`step_widths`), the epoch itself for epoch-level values, ``step`` (or 0) outside epochs.
+
+    It increases with (epoch, step), so a step-level series reads in order, and a partial replay gets the
+    same positions as a full one."""
+    epoch, step = row["epoch"], row["step"]
+    if epoch is None:
+        return step or 0
+    if step is None:
+        return epoch
+    return epoch * widths[row["loop_id"]] + step
+
+
+def dataframe(*names: str, run: int | Iterable[int] | None = None, store=None):
+    """A pandas DataFrame of logged values, recorded and replayed merged: one row per (run, epoch, step), a
+    column per logged name (``names``, or every name in the order first logged), plus ``run``.
+
+    ``run`` is a run id, a list of ids, or None for the latest recorded run. With a list, ``argv``, ``git``
+    and ``script`` columns tell the runs apart. Values logged outside any epoch have epoch <NA>; a name
+    logged twice at one (run, epoch, step) keeps its last value (with a warning). A logged name that clashes
+    with one of these columns becomes ``logged_<name>``.
+    """
+    try:
+        import pandas as pd
+    except ImportError as exc:
+        raise ImportError("flortrace.dataframe needs pandas: pip install pandas") from exc
+    with open_store(store) as st:
+        ids = run_ids(st.catalog, run)
+        runs = {run_id: st.catalog.run(run_id) for run_id in ids}
+        rows = st.catalog.logs(run_ids=ids, names=list(names) or None)
+    extra = RUN_COLUMNS if run is not None and not isinstance(run, Integral) else ()
+    reserved = set(KEYS) | set(extra)
+    order = list(dict.fromkeys(names or [r["name"] for r in sorted(rows, key=lambda r: r["ts"])]))
+    column = {name: f"logged_{name}" if name in reserved else name for name in order}
+    table: dict[tuple, dict] = {}
+    dropped = 0
+    for r in rows:
+        cells = table.setdefault((r["run"], r["epoch"], r["step"]), {})
+        dropped += column[r["name"]] in cells
+        value = number(r)
+        cells[column[r["name"]]] = r["value"] if value is None else value
+    if dropped:
+        warnings.warn(
+            f"{dropped} logged value(s) shared a (run, epoch, step) with a later value of the same name and "
+            "are not in the frame (python -m flortrace logs lists every value)",
+            stacklevel=3,  # the caller of flortrace.dataframe
+        )
+    records = []
+    for (run_id, epoch, step), cells in table.items():
+        meta = runs[run_id]
+        info = dict(argv=argv_text(meta), git=meta["git"], script=meta["script"])
+        records.append({"run": run_id, **{k: info[k] for k in extra}, "epoch": epoch, "step": step, **cells})
+    frame = pd.DataFrame.from_records(records, columns=["run", *extra, "epoch", "step", *column.values()])
+    for key in KEYS:
+        frame[key] = frame[key].astype("Int64")
+    return frame

@@ -1,0 +1,453 @@
+"""Time travel for the replay console: drive the main loop to the top of any epoch and stop there.
+
+The replayer runs the epochs a plan selects, in order. Here a driver (the console) says where to go: the
+session restores the nearest checkpoint before the target epoch, or the state it captured when the loop
+started, rolls forward with blocks restored from their memos, binds the loop variable to the target's element
+and hands the frame to the driver. Going back re-creates the loop's iterator from its iterable (``iter()``
+again), which a one-shot iterator such as a generator cannot do. ``step S`` runs the target epoch's first
+block live and stops at the top of its step S.
+"""
+
+from __future__ import annotations
+
+import ast
+import linecache
+import pickle
+from collections.abc import Iterator
+from dataclasses import dataclass
+from time import perf_counter
+
+from .. import state
+from . import changeset, frames
+from .replayer import Replayer
+
+_ELEMENT = "__flortrace_element__"
+
+
+class TravelError(Exception):
+    """A position the session cannot reach from here; the message says why."""
+
+
+@dataclass
+class Goto:
+    """Stop at the top of ``epoch`` (or at the top of step ``step`` of its first block)."""
+
+    epoch: int
+    step: int | None = None
+
+
+@dataclass
+class Sweep:
+    """Call ``visit(epoch, frame)`` at the top of each of ``epochs`` (those still to visit, in order), then
+    stop at the top of the last one."""
+
+    epochs: list[int]
+    visit: object
+
+    @property
+    def epoch(self):
+        return self.epochs[0]
+
+
+class _Exhausted(Exception):
+    """The main loop's iterator ended before the element asked for."""
+
+
+class _Loop:
+    """The main loop being driven: its iterator, how far it was consumed, and which state the frame holds."""
+
+    def __init__(self, act, main, iterable, it):
+        self.act, self.main, self.iterable, self.it = act, main, iterable, it
+        self.position = 0  # elements consumed from `it`
+        self.live = -1  # local epoch whose end state the frame holds (-1: the state before the loop)
+        self.running = False  # an epoch body is running (the frame is between epochs `live` and `live + 1`)
+        self.pending = None  # (index, element) consumed for a stop at the top of `index`, not run yet
+        self.before = None  # pickled payload of the state before the first epoch (None: not capturable)
+        self.unbound = []  # state names not bound before the loop (unbound again when going back there)
+        self.problems = []
+        self.bind = None  # binds the loop's target to an element (None: unknown target)
+
+    @property
+    def one_shot(self):
+        return isinstance(self.iterable, Iterator)
+
+
+class TimeTravel(Replayer):
+    """A replayer whose main loop goes where its driver asks.
+
+    The driver provides ``stop(frame, banner)`` (an interactive stop; it may call ``goto``/``sweep``),
+    ``stop_at_next_line(frame, banner)``, ``break_at(frame)`` and ``wants_live(frame)`` (True when a block
+    must run instead of being restored from its memo, e.g. while the user steps through it).
+    """
+
+    def __init__(self, plan, load, catalog, run_id, notify=None):
+        super().__init__(plan, load, catalog, run_id, notify=notify)
+        self.driver = None
+        self.loop: _Loop | None = None
+        self.request: Goto | Sweep | None = None
+        self.infos = {}  # loop id -> LoopInfo of the running source
+        self.finished = set()  # (loop id, run) of main loops that have ended
+        self.started = False
+        self._step = None  # (epoch, step) to stop at in that epoch's first block
+        self._reported = 0
+
+    def register(self, loops):
+        for info in loops:
+            self.infos[info.id] = info
+
+    @property
+    def heading(self):
+        """True while travelling to a requested position: no stops, blocks restored from memos."""
+        return self.request is not None
+
+    @property
+    def epoch_count(self):
+        return len(self.plan.epoch_seconds)
+
+    # ---- what the driver asks for --------------------------------------------------------------
+    def goto(self, epoch, step=None):
+        """Travel to the top of ``epoch`` (or of step ``step`` of its first block); TravelError if unreachable."""
+        self._check(epoch)
+        if step is not None:
+            self._check_step(epoch, step)
+        self.request = Goto(epoch, step)
+
+    def sweep(self, epochs, visit):
+        """Visit the top of each epoch (sorted) with ``visit(epoch, frame)``, then stop at the last one."""
+        epochs = sorted(set(epochs))
+        if not epochs:
+            raise TravelError("no epochs selected")
+        for e in epochs:
+            self._check(e)
+        self.request = Sweep(epochs, visit)
+
+    def breakpoint(self, frame):
+        """``flortrace.breakpoint()`` / ``breakpoint()``: stop here unless travelling."""
+        if self.driver is not None and not self.heading:
+            self.driver.break_at(frame)
+
+    def current_epoch(self):
+        """The epoch whose top the loop stopped at, else the one running (None outside epochs)."""
+        loop = self.loop
+        if loop is not None and loop.pending is not None:
+            return loop.main.base + loop.pending[0]
+        return self.epoch
+
+    def main_of(self, epoch):
+        for m in self.plan.mains:
+            if m.base <= epoch < m.base + m.count:
+                return m
+        return None
+
+    def _check(self, epoch):
+        m = self.main_of(epoch)
+        if m is None:
+            raise TravelError(f"no epoch {epoch} in run {self.run_id} (epochs 0..{self.epoch_count - 1})")
+        info = self.infos.get(m.loop_id)
+        if info is not None and info.kind == "while":
+            raise TravelError(f"epoch {epoch} belongs to a while loop ({m.loop_id}); time travel needs a for loop")
+        if (m.loop_id, m.run) in self.finished:
+            raise TravelError(f"epoch {epoch} belongs to the main loop {m.loop_id}, which has ended; "
+                              "restart the console to go back there")
+        loop = self.loop
+        if loop is None or loop.main is not m:
+            return
+        i = epoch - m.base
+        if loop.one_shot and self._rewinds(loop, i):
+            raise TravelError(f"cannot go back to epoch {epoch}: the main loop iterates over a one-shot "
+                              f"{type(loop.iterable).__name__}, which cannot start again; restart the console")
+        if self._start(loop, i, loop.live + loop.running) is None:
+            raise TravelError(f"cannot go back to epoch {epoch}: no checkpoint before it, and the state before "
+                              f"the loop could not be captured ({'; '.join(loop.problems)})")
+
+    def _check_step(self, epoch, step):
+        blocks = [b for b in self.catalog.blocks(self.run_id, epoch) if b["seq"] == 0]
+        if not blocks:
+            raise TravelError(f"epoch {epoch} ran no block in the recording")
+        steps = blocks[0]["steps"]
+        if not 0 <= step < steps:
+            raise TravelError(f"the first block of epoch {epoch} ({blocks[0]['loop_id']}) ran {steps} step(s)")
+
+    # ---- the main loop ---------------------------------------------------------------------------
+    def drive_top(self, act, iterable):
+        main = self.plan.main_run(act.info.id, act.seq)
+        if main is None or self.driver is None:
+            return super().drive_top(act, iterable)
+        return self._travel(act, main, iterable)
+
+    def _travel(self, act, main, iterable):
+        act.main, act.base = True, main.base
+        if not self._settings_applied and self.plan.torch_settings:
+            state.apply_torch_settings(self.plan.torch_settings)
+            self._settings_applied = True
+        loop = self.loop = _Loop(act, main, iterable, iter(iterable))
+        self._capture_before(loop)
+        loop.bind = target_binder(act.frame, act.info)
+        if not self.started:
+            self.started = True
+            if self.request is None:
+                self.request = Goto(main.base)
+        try:
+            yield from self._drive(loop)
+        finally:
+            self.loop = None
+            self.finished.add((main.loop_id, main.run))
+
+    def _drive(self, loop):
+        act, main = loop.act, loop.main
+        while True:
+            req = self.request
+            if req is not None and self.main_of(req.epoch) is not main:
+                yield from self._leave(loop)  # the target is in a later main loop
+                return
+            if req is not None:
+                epoch = req.epoch
+                i = epoch - main.base
+                try:
+                    how = yield from self._reach(loop, i)
+                except _Exhausted:
+                    self.request = None
+                    self.notify(f"the main loop ended before epoch {epoch}")
+                    continue
+                if isinstance(req, Sweep):
+                    req.visit(epoch, act.frame)
+                    req.epochs.pop(0)
+                    if req.epochs:
+                        continue
+                self.request = None
+                if isinstance(req, Goto) and req.step is not None:
+                    self._step = (epoch, req.step)
+                    yield from self._run(loop, i, self._element(loop, i))
+                    if self._step is not None:
+                        self._step = None
+                        self.notify(f"epoch {epoch} ended before its first block reached step {req.step}")
+                    continue
+                self.driver.stop(act.frame, f"top of epoch {epoch} ({how})")
+                if self.request is None:
+                    yield from self._run(loop, i, self._element(loop, i))
+                continue
+            j = loop.live + 1
+            try:
+                if j >= main.count:
+                    raise _Exhausted
+                x = self._element(loop, j)
+            except _Exhausted:
+                last = main.base + loop.live
+                self.driver.stop(act.frame, f"end of the main loop {main.loop_id} after epoch {last}; "
+                                            "`c` runs the rest of the script")
+                if self.request is None:
+                    return
+                continue
+            yield from self._run(loop, j, x)
+
+    def _run(self, loop, j, x):
+        """Run epoch ``j`` (local index) on element ``x``."""
+        act = loop.act
+        act.index = j - 1
+        self._begin_iteration(act)
+        loop.running = True
+        yield x
+        loop.running = False
+        self._end_iteration(act, last=False)
+        loop.live = j
+
+    def _reach(self, loop, i):
+        """Bring the frame to the top of local epoch ``i``; returns how, in words. Yields the epochs it replays."""
+        t0 = perf_counter()
+        kind, k = self._start(loop, i, loop.live)
+        self._seek(loop, k + 1)  # before restoring: advancing the iterator may use the RNG the restore sets
+        frame = loop.act.frame
+        if kind == "checkpoint":
+            self._restore_checkpoint(loop.main.base + k, frame)
+            loop.live = k
+        elif kind == "before":
+            changeset.restore(pickle.loads(loop.before), {"main": frame})
+            if not frames.is_function_frame(frame):
+                for name in loop.unbound:
+                    frame.f_globals.pop(name, None)
+            loop.live = -1
+        ran, memos = 0, self.skipped_blocks
+        while loop.live < i - 1:
+            j = loop.live + 1
+            yield from self._run(loop, j, self._element(loop, j))
+            ran += 1
+        x = self._element(loop, i)
+        loop.pending = (i, x)
+        if loop.bind is not None:
+            loop.bind(x)
+        base = loop.main.base
+        parts = []
+        if kind == "checkpoint":
+            parts.append(f"restored the checkpoint after epoch {base + k}")
+        elif kind == "before":
+            parts.append("restored the state before the loop")
+        if ran:
+            memo = self.skipped_blocks - memos
+            parts.append(f"replayed {_span(base + i - ran, base + i - 1)}"
+                         + (f" with {memo} block(s) from memos" if memo else ""))
+        if not parts:
+            return "state before the loop" if i == 0 else f"state after epoch {base + i - 1}"
+        return ", ".join(parts) + f"; {perf_counter() - t0:.2f}s"
+
+    def _start(self, loop, i, live):
+        """Where the state for the top of local epoch ``i`` comes from: ('live'|'checkpoint'|'before', epoch)."""
+        base = loop.main.base
+        best = next((c for c in range(i - 1, -1, -1) if base + c in self.plan.checkpoints), None)
+        if live <= i - 1 and (best is None or live >= best):
+            return "live", live
+        if best is not None:
+            return "checkpoint", best
+        if loop.before is not None:
+            return "before", -1
+        return None
+
+    def _rewinds(self, loop, i):
+        return loop.position > i and not (loop.pending is not None and loop.pending[0] == i)
+
+    def _seek(self, loop, k):
+        """Position the iterator so that element ``k`` comes next (restarting it when it is past ``k``)."""
+        if loop.pending is not None:
+            if loop.pending[0] == k:
+                return
+            loop.pending = None
+        if loop.position > k:
+            loop.it = iter(loop.iterable)
+            loop.position = 0
+        try:
+            while loop.position < k:
+                next(loop.it)
+                loop.position += 1
+        except StopIteration:
+            raise _Exhausted from None
+
+    def _element(self, loop, k):
+        self._seek(loop, k)
+        if loop.pending is not None:
+            x, loop.pending = loop.pending[1], None
+            return x
+        try:
+            x = next(loop.it)
+        except StopIteration:
+            raise _Exhausted from None
+        loop.position += 1
+        return x
+
+    def _leave(self, loop):
+        """Finish this main loop quickly: restore its last checkpoint, or run the rest of its epochs."""
+        final = loop.main.count - 1
+        if loop.live < final and self.plan.has_checkpoint(loop.main.base + final):
+            self._restore_checkpoint(loop.main.base + final, loop.act.frame)
+            return
+        while loop.live < final:
+            try:
+                x = self._element(loop, loop.live + 1)
+            except _Exhausted:
+                return
+            yield from self._run(loop, loop.live + 1, x)
+
+    def _capture_before(self, loop):
+        """Keep the loop-carried state as it is before the first epoch, to go back there later."""
+        frame = loop.act.frame
+        names = {name for pairs in self.catalog.changesets(self.run_id).values() for name, _ in pairs}
+        if not names:  # a run killed before it wrote its changesets: the first checkpoint knows them
+            first = min((e for e in self.plan.checkpoints if loop.main.base <= e), default=None)
+            if first is not None:
+                names = {name for _, _, name, _ in self.load(self.plan.checkpoints[first])["names"]}
+        if names:
+            items = {}
+            for name in sorted(names):
+                scope, obj = frames.lookup(frame, name)
+                if obj is frames.MISSING:
+                    loop.unbound.append(name)
+                elif changeset._is_state(obj):
+                    items[("main", scope, name)] = obj
+        else:
+            items = {("main", scope, name): obj for (scope, name), obj in changeset.namespace(frame).items()}
+        payload, loop.problems = changeset.capture(items)
+        if not loop.problems:
+            loop.before = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+
+    # ---- blocks ---------------------------------------------------------------------------------
+    def on_block_enter(self, act, can_skip):
+        if self.driver is not None and self.epoch is not None and not self.heading:
+            if self._armed(act) or self.driver.wants_live(act.frame):
+                self.run_blocks += 1
+                return False
+        return super().on_block_enter(act, can_skip)
+
+    def _armed(self, act):
+        return self._step is not None and act.seq == 0 and self._step[0] == self.epoch
+
+    def _block(self, iterable, act):
+        inner = super()._block(iterable, act)
+        return self._stepping(inner, act) if self._armed(act) else inner
+
+    def _stepping(self, inner, act):
+        """Stop at the top of the armed step of a block (pdb stops at the body's first line)."""
+        for step, x in enumerate(inner):
+            self._maybe_stop_at_step(act, step)
+            yield x
+
+    def while_tick(self, info, frame):
+        super().while_tick(info, frame)
+        act = self.stack[-1] if self.stack else None
+        if act is not None and act.info is info and act.role == "block" and self._armed(act):
+            self._maybe_stop_at_step(act, act.step)
+
+    def _maybe_stop_at_step(self, act, step):
+        if self._step is not None and step == self._step[1]:
+            epoch, self._step = self._step[0], None
+            self.driver.stop_at_next_line(act.frame, f"epoch {epoch}, step {step} of {act.info.id}")
+
+    # ---- logs -----------------------------------------------------------------------------------
+    def on_epoch_start(self, act):
+        self.seen.clear()  # an epoch may run several times in one session; count its log calls afresh
+
+    def log(self, name, value, lineno=None):
+        super().log(name, value, lineno)
+        for d in self.divergences[self._reported :]:
+            self.notify(f"divergence at epoch {d['epoch']} step {d['step']}: {d['name']} recorded "
+                        f"{d['recorded']!r}, replayed {d['replayed']!r}")
+        self._reported = len(self.divergences)
+
+
+def _span(first, last):
+    return f"epoch {first}" if first == last else f"epochs {first}-{last}"
+
+
+def target_binder(frame, info):
+    """A function that binds the target of the for loop ``info`` (running in ``frame``) to an element, the way
+    the loop will; None when the loop's source cannot be found."""
+    filename = frame.f_code.co_filename
+    try:
+        tree = ast.parse("".join(linecache.getlines(filename)))
+    except (SyntaxError, ValueError):
+        return None
+    found = [n for n in ast.walk(tree) if isinstance(n, ast.For) and n.lineno <= info.lineno <= n.iter.end_lineno]
+    if not found:
+        return None
+    target = max(found, key=lambda n: n.lineno).target
+    names = [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+    assign = ast.Module([ast.Assign(targets=[target], value=ast.Name(_ELEMENT, ast.Load()))], type_ignores=[])
+    code = compile(ast.fix_missing_locations(assign), filename, "exec")
+    function = frames.is_function_frame(frame)
+    own = set(frame.f_code.co_varnames) | set(frame.f_code.co_cellvars) | set(frame.f_code.co_freevars)
+
+    def bind(element):
+        try:
+            if not function:
+                namespace = frame.f_locals
+                namespace[_ELEMENT] = element
+                try:
+                    exec(code, frame.f_globals, namespace)
+                finally:
+                    namespace.pop(_ELEMENT, None)
+                return
+            namespace = dict(frame.f_locals, **{_ELEMENT: element})
+            exec(code, frame.f_globals, namespace)
+            frames.bind(frame, {n: namespace[n] for n in names if n in own})
+            frames.bind(frame, {n: namespace[n] for n in names if n not in own}, "global")
+        except Exception:  # an unusual target (or element): the loop binds it when the body starts
+            pass
+
+    return bind

@@ -1,0 +1,652 @@
+"""Tests for flortrace.instrument.effects: loop bodies compiled from real snippets on the running Python."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import dis
+import inspect
+import json.encoder
+import sys
+import textwrap
+import types
+from collections.abc import Iterable
+
+import bytecode
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flortrace.instrument.effects import LoopEffects, analyze
+
+Pairs = list[tuple[str, object]]
+
+
+def find_code(source: str, name: str) -> types.CodeType:
+    """The code object called ``name`` compiled from ``source`` (``<module>`` for the module itself)."""
+    todo = [compile(textwrap.dedent(source), "<snippet>", "exec")]
+    while todo:
+        code = todo.pop()
+        if code.co_name == name:
+            return code
+        todo.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    raise LookupError(name)
+
+
+def loop_parts(code: types.CodeType, which: int = 0, handlers: bool = True) -> tuple[Pairs, Pairs]:
+    """Body and after-code of the ``which``-th FOR_ITER of ``code`` as ``dis`` pairs.
+
+    The body is what lies between FOR_ITER and its exit, plus (with ``handlers``) the exception handlers
+    of try blocks in it, which 3.12+ moves to the end of the function."""
+    instrs = list(dis.get_instructions(code))
+    at = {ins.offset: k for k, ins in enumerate(instrs)}
+    head = [k for k, ins in enumerate(instrs) if ins.opname == "FOR_ITER"][which]
+    exit_ = at[instrs[head].argval]
+    body = set(range(head + 1, exit_))
+    has_table = handlers and sys.version_info >= (3, 11)
+    entries = list(dis.Bytecode(code).exception_entries) if has_table else []
+    grew = True
+    while grew:
+        grew = False
+        for entry in entries:
+            target = at[entry.target]
+            covered = {k for k in body if entry.start <= instrs[k].offset < entry.end}
+            if covered and target > exit_ and target not in body:
+                k = target
+                while k < len(instrs) and k not in body:
+                    body.add(k)
+                    if instrs[k].opname in ("RERAISE", "RETURN_VALUE", "RETURN_CONST") or (
+                        instrs[k].opname.startswith("JUMP") and "IF" not in instrs[k].opname
+                    ):
+                        break
+                    k += 1
+                grew = True
+
+    def pairs(indices: Iterable[int]) -> Pairs:
+        return [(instrs[k].opname, instrs[k].argval) for k in sorted(indices)]
+
+    return pairs(body), pairs(k for k in range(exit_, len(instrs)) if k not in body)
+
+
+def effects(source: str, name: str = "f", which: int = 0) -> LoopEffects:
+    return analyze(*loop_parts(find_code(source, name), which))
+
+
+def check(
+    source: str,
+    *,
+    name: str = "f",
+    rebound: set[str] = frozenset(),
+    mutated: set[str] = frozenset(),
+    passed: set[str] = frozenset(),
+    called: set[str] = frozenset(),
+    read: set[str] | None = None,
+    read_after: set[str] | None = None,
+    globals_: set[str] | None = None,
+) -> LoopEffects:
+    result = effects(source, name)
+    assert result.rebound == rebound
+    assert result.mutated == mutated
+    assert result.passed == passed
+    assert result.called == called
+    if read is not None:
+        assert result.read == read
+    if read_after is not None:
+        assert result.read_after == read_after
+    if globals_ is not None:
+        assert result.globals_ == globals_
+    return result
+
+
+def test_counters():
+    result = check(
+        """
+        def f(data):
+            n = 0
+            total = 0
+            for x in data:
+                n += 1
+                total = total + x
+            return n, total
+        """,
+        rebound={"x", "n", "total"},
+        mutated={"n"},
+        read={"n", "total", "x"},
+        read_after={"n", "total"},
+        globals_=set(),
+    )
+    assert result.changed() == {"x", "n", "total"}
+
+
+def test_augmented_total_of_method_result():
+    check(
+        """
+        def f(losses):
+            total = 0.0
+            for loss in losses:
+                total += loss.item()
+            return total
+        """,
+        rebound={"loss", "total"},
+        mutated={"total", "loss"},
+        read={"total", "loss"},
+        read_after={"total"},
+    )
+
+
+def test_optimizer_step():
+    check(
+        """
+        def f(loader, model, opt, loss_fn):
+            for x, y in loader:
+                opt.zero_grad()
+                loss = loss_fn(model(x), y)
+                loss.backward()
+                opt.step()
+        """,
+        rebound={"x", "y", "loss"},
+        mutated={"opt", "loss"},
+        passed={"x", "y"},
+        called={"loss_fn", "model"},
+        read={"opt", "loss_fn", "model", "x", "y", "loss"},
+        read_after=set(),
+    )
+
+
+def test_model_train_and_builtins():
+    check(
+        """
+        def f(model, epochs):
+            for epoch in range(epochs):
+                model.train()
+                print(epoch, len(model.layers))
+        """,
+        rebound={"epoch"},
+        mutated={"model"},
+        passed={"epoch", "model"},
+        read={"model", "print", "epoch", "len"},
+        globals_={"print", "len"},
+    )
+
+
+def test_append_and_subscript_store():
+    check(
+        """
+        def f(data, history, d, k):
+            for x in data:
+                history.append(x)
+                d[k] = x
+                d[k:] = [x]
+        """,
+        rebound={"x"},
+        mutated={"history", "d"},
+        passed={"x"},
+        read={"history", "d", "k", "x"},
+    )
+
+
+def test_augmented_attribute_in_method():
+    check(
+        """
+        class Trainer:
+            def f(self, grads, lr):
+                for g in grads:
+                    self.w -= lr * g
+                    self.seen[g] += 1
+        """,
+        rebound={"g"},
+        mutated={"self"},
+        read={"self", "lr", "g"},
+    )
+
+
+def test_attribute_chain_store_and_call():
+    check(
+        """
+        def f(data, x, opt):
+            for _ in data:
+                x.a.b = 1
+                opt.state.inner.step()
+                del x.c
+        """,
+        rebound={"_"},
+        mutated={"x", "opt"},
+    )
+
+
+def test_tuple_unpacking_targets():
+    check(
+        """
+        def f(pairs):
+            a, b = 0, 1
+            for i, (x, y) in enumerate(pairs):
+                a, b = b, a + b
+                first, *rest = x
+            return a
+        """,
+        rebound={"i", "x", "y", "a", "b", "first", "rest"},
+        read={"a", "b", "x"},
+        read_after={"a"},
+    )
+
+
+def test_nested_loops():
+    check(
+        """
+        def f(loader, params, lr):
+            for batch in loader:
+                for p in params:
+                    p -= lr * p.grad
+                n = 0
+                for i, q in enumerate(batch):
+                    n += q
+                    if n > 10:
+                        break
+        """,
+        rebound={"batch", "p", "n", "i", "q"},
+        mutated={"params", "p", "n"},
+        passed={"batch"},
+        read={"params", "p", "lr", "batch", "n", "q", "enumerate"},
+    )
+
+
+def test_with_blocks():
+    check(
+        """
+        import torch
+
+        def f(loader, model, path):
+            for x in loader:
+                with torch.no_grad():
+                    out = model(x)
+                with open(path) as fh:
+                    text = fh.read()
+        """,
+        rebound={"x", "out", "fh", "text"},
+        mutated={"torch", "fh"},
+        passed={"x", "path"},
+        called={"model"},
+        globals_={"torch", "open"},
+    )
+
+
+def test_try_except_finally():
+    check(
+        """
+        def f(items, log):
+            count = 0
+            for item in items:
+                try:
+                    value = parse(item)
+                except ValueError as err:
+                    log.append(err)
+                    value = None
+                finally:
+                    count += 1
+            return count
+        """,
+        rebound={"item", "value", "err", "count"},
+        mutated={"log", "count"},
+        passed={"item", "err"},
+        called={"parse"},
+        read={"parse", "item", "ValueError", "log", "err", "count"},
+        globals_={"parse", "ValueError"},
+    )
+
+
+def test_global_store():
+    check(
+        """
+        def f(data):
+            global step
+            for x in data:
+                step += 1
+                last = x
+        """,
+        rebound={"x", "step", "last"},
+        mutated={"step"},
+        globals_={"step"},
+    )
+
+
+def test_nonlocal_store():
+    check(
+        """
+        def outer():
+            best = None
+            def f(data):
+                nonlocal best
+                for x in data:
+                    if best is None or x > best:
+                        best = x
+            return f
+        """,
+        rebound={"x", "best"},
+        read={"best", "x"},
+        globals_=set(),
+    )
+
+
+def test_comprehensions_in_body():
+    check(
+        """
+        def f(batches, r, acc, scale):
+            for b in batches:
+                ys = [i * b for i in r if i]
+                acc.extend(y * scale for y in ys)
+                [acc.append(1) for _ in r]
+                totals = {k: v for k, v in zip(r, ys)}
+        """,
+        rebound={"b", "ys", "totals"},
+        mutated={"r", "acc", "ys"},
+        passed={"r", "ys"},
+        read={"r", "b", "acc", "ys", "scale", "zip"},
+    )
+
+
+def test_comprehension_passes_items_of_its_iterable():
+    check(
+        """
+        def f(data, xs):
+            for _ in data:
+                out = [g(x) for x in xs]
+        """,
+        rebound={"_", "out"},
+        mutated={"xs"},
+        passed={"xs"},
+        called={"g"},
+    )
+
+
+def test_comprehension_variable_shadowing_a_local():
+    check(
+        """
+        def f(data, r):
+            i = 0
+            for x in data:
+                i = i + 1
+                squares = [i * i for i in r]
+            return i
+        """,
+        rebound={"x", "i", "squares"},
+        mutated={"r"},
+        read={"i", "r"},
+        read_after={"i"},
+    )
+
+
+def test_del_statements():
+    check(
+        """
+        def f(data, d, k):
+            for x in data:
+                tmp = x
+                del tmp
+                del d[k]
+        """,
+        rebound={"x", "tmp"},
+        mutated={"d"},
+    )
+
+
+def test_walrus():
+    check(
+        """
+        def f(data):
+            total = 0
+            for x in data:
+                if (n := len(x)) > 3:
+                    total += n
+        """,
+        rebound={"x", "n", "total"},
+        mutated={"total"},
+        passed={"x"},
+    )
+
+
+def test_star_args_and_keywords():
+    check(
+        """
+        def f(data, args, kw, z):
+            for x in data:
+                g(*args, **kw)
+                h(x, y=z)
+                o.m(*args)
+        """,
+        rebound={"x"},
+        mutated={"o"},
+        passed={"args", "kw", "x", "z"},
+        called={"g", "h"},
+    )
+
+
+def test_both_branches_of_conditional_and_boolean_arguments():
+    check(
+        """
+        def f(data, a, b, c, d, e):
+            for x in data:
+                g(a if c else b, d or e)
+        """,
+        rebound={"x"},
+        passed={"a", "b", "d", "e"},
+        called={"g"},
+    )
+
+
+def test_function_defined_in_body():
+    check(
+        """
+        def f(data, log):
+            for x in data:
+                def callback():
+                    log.append(x)
+                callback()
+        """,
+        rebound={"x", "callback"},
+        mutated={"log"},
+        passed={"x"},
+        called={"callback"},
+        read={"log", "x", "callback"},
+    )
+
+
+def test_module_level_loop():
+    check(
+        """
+        model = Model()
+        for epoch in range(3):
+            model.train()
+            print(epoch)
+        print(model, epoch)
+        """,
+        name="<module>",
+        rebound={"epoch"},
+        mutated={"model"},
+        passed={"epoch"},
+        read={"model", "print", "epoch"},
+        read_after={"model", "print", "epoch"},
+        globals_=set(),
+    )
+
+
+def test_break_and_continue():
+    check(
+        """
+        def f(data, seen):
+            for x in data:
+                if x in seen:
+                    continue
+                seen.add(x)
+                if len(seen) > 3:
+                    break
+        """,
+        rebound={"x"},
+        mutated={"seen"},
+        passed={"seen", "x"},
+    )
+
+
+def test_lost_target_widens_to_every_loaded_name():
+    result = analyze([("LOAD_FAST", "a"), ("POP_TOP", None), ("LOAD_FAST", "b"), ("STORE_SUBSCR", None)])
+    assert result.mutated == {"a", "b"}
+
+
+def test_odd_input_does_not_raise():
+    result = analyze(
+        [
+            ("NOT_AN_OPCODE", 1),
+            ("CALL", 7),
+            ("BINARY_OP", None),
+            ("UNPACK_EX", "x"),
+            ("LOAD_GLOBAL", (True, "g")),
+            ("LOAD_ATTR", (False, "a")),
+            (None, None),
+            ("STORE_FAST", ("a", "b")),
+            ("RETURN_VALUE", None),
+            ("END_FOR", None),
+        ]
+    )
+    assert "g" in result.read
+
+
+BYTECODE_FORM_SNIPPETS = [
+    """
+    def f(loader, model, opt):
+        for x, y in loader:
+            opt.zero_grad()
+            loss = crit(model(x), y) + reg(a if x else b, c or d)
+            loss.backward()
+            total += loss.item()
+            self.w -= lr * g
+    """,
+    """
+    def f(data, log, r):
+        for x in data:
+            def cb():
+                log.append(x)
+            ys = [cb(i) for i in r]
+            acc = sum(y for y in ys)
+            with torch.no_grad():
+                q = g(*ys, **kw)
+            del log[0]
+    """,
+    """
+    class T:
+        def f(self, data):
+            for x in data:
+                super().step(x)
+                self.items[x] = [v for v in x]
+    """,
+]
+
+
+@pytest.mark.parametrize("source", BYTECODE_FORM_SNIPPETS)
+def test_bytecode_package_form_gives_the_same_effects(source):
+    """Flags in LOAD_GLOBAL/LOAD_ATTR tuples, cell objects, labels and enums: same answer as ``dis``."""
+    code = find_code(source, "f")
+    instrs = list(bytecode.Bytecode.from_code(code))
+    labels = {id(ins): k for k, ins in enumerate(instrs) if isinstance(ins, bytecode.Label)}
+    head = next(k for k, ins in enumerate(instrs) if getattr(ins, "name", None) == "FOR_ITER")
+    end = labels[id(instrs[head].arg)]
+
+    def pairs(items):
+        return [(ins.name, ins.arg) for ins in items if isinstance(ins, bytecode.Instr)]
+
+    from_bytecode = analyze(pairs(instrs[head + 1 : end]), pairs(instrs[end:]))
+    assert from_bytecode == analyze(*loop_parts(code, handlers=False))
+    assert from_bytecode.changed()
+
+
+def loops_of(code: types.CodeType):
+    """Every FOR_ITER body of ``code`` and the code objects nested in it."""
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from loops_of(const)
+    count = sum(ins.opname == "FOR_ITER" for ins in dis.get_instructions(code))
+    for which in range(count):
+        yield loop_parts(code, which)
+
+
+@pytest.mark.parametrize("module", [argparse, dataclasses, json.encoder, textwrap])
+def test_real_modules(module):
+    code = compile(inspect.getsource(module), module.__file__, "exec")
+    results = [analyze(body, after) for body, after in loops_of(code)]
+    assert results
+    for result in results:
+        assert result.changed() <= result.read | result.rebound
+
+
+def without_targets(pairs: Pairs) -> Pairs:
+    """Jump arguments dropped, as a caller that does not pass them gives the pairs."""
+    return [(opname, None if opname in JUMPS else arg) for opname, arg in pairs]
+
+
+JUMPS = {dis.opname[op] for op in dis.hasjrel + dis.hasjabs}
+
+
+NAMES = st.sampled_from(["a", "b", "c", "d", "e"])
+ATTRS = st.sampled_from(["p", "q"])
+METHODS = st.sampled_from(["step", "append"])
+
+
+def expressions(depth: int = 2) -> st.SearchStrategy[str]:
+    leaf = st.one_of(NAMES, st.integers(0, 9).map(str), st.builds("{}.{}".format, NAMES, ATTRS))
+    if depth == 0:
+        return leaf
+    inner = expressions(depth - 1)
+    return st.one_of(
+        leaf,
+        st.builds("{}[{}]".format, NAMES, inner),
+        st.builds("g({})".format, inner),
+        st.builds("{}.{}({})".format, NAMES, METHODS, inner),
+        st.builds("({} + {})".format, inner, inner),
+        st.builds("({} if {} else {})".format, inner, inner, inner),
+        st.builds("({} or {})".format, inner, inner),
+        st.builds("[{}, {}]".format, inner, inner),
+    )
+
+
+VALUES = expressions()
+INDICES = expressions(1)
+
+
+@st.composite
+def statements(draw) -> tuple[str, set[str], set[str]]:
+    """A statement, the names it must rebind and the names whose objects it must mutate."""
+    name, other, attr = draw(NAMES), draw(NAMES), draw(ATTRS)
+    value = draw(VALUES)
+    return draw(
+        st.sampled_from(
+            [
+                (f"{name} = {value}", {name}, set()),
+                (f"{name}.{attr} = {value}", set(), {name}),
+                (f"{name}[{draw(INDICES)}] = {value}", set(), {name}),
+                (f"{name}.{attr}.{draw(METHODS)}({value})", set(), {name}),
+                (f"{name} += {value}", {name}, {name}),
+                (f"{name}.{attr} -= {value}", set(), {name}),
+                (f"{name}, {other} = {value}, {name}", {name, other}, set()),
+                (f"del {name}[{value}]", set(), {name}),
+                (f"g({value})", set(), set()),
+            ]
+        )
+    )
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(statements(), min_size=1, max_size=6), st.booleans())
+def test_generated_snippets(snippet, in_function):
+    lines = [line for line, _, _ in snippet]
+    if in_function:
+        source = "def f(a, b, c, d, e, data):\n    for it in data:\n" + "".join(
+            f"        {x}\n" for x in lines
+        )
+        code = find_code(source, "f")
+    else:
+        source = "for it in data:\n" + "".join(f"    {x}\n" for x in lines)
+        code = find_code(source, "<module>")
+    body, after = loop_parts(code)
+    for result in (analyze(body, after), analyze(without_targets(body), without_targets(after))):
+        for _, rebound, mutated in snippet:
+            assert rebound <= result.rebound
+            assert mutated <= result.mutated
+        assert result.changed() <= result.read | result.rebound

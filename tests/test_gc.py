@@ -1,0 +1,116 @@
+"""gc safety: blobs two runs share survive removing one run and collecting, and the other still replays
+exactly; gc without --yes deletes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytest.importorskip("numpy")
+
+SCRIPT = textwrap.dedent(
+    """\
+    import sys
+
+    import numpy as np
+
+    rng = np.random.default_rng(int(sys.argv[1]))
+
+
+    class Model:
+        def __init__(self):
+            self.backbone = np.linspace(0.0, 1.0, 400_000)  # 3 MB that never change: one blob for all runs
+            self.head = rng.normal(size=8)
+
+        def step(self, x):
+            self.head -= 0.05 * (self.head - self.backbone[::50_000] * x)
+
+
+    model = Model()
+    for epoch in range(6):
+        for i in range(5):
+            model.step(rng.normal())
+        print(epoch, model.head.sum())
+    """
+)
+EDITED = SCRIPT.replace("import numpy as np", "import numpy as np\n\nimport flortrace").replace(
+    "    print(epoch, model.head.sum())",
+    "    print(epoch, model.head.sum())\n"
+    "    flortrace.log('probe', float(model.head @ model.backbone[::50_000]))",
+)
+
+
+def flortrace(cwd, *args):
+    env = dict(os.environ, FLORTRACE_STORE=str(cwd / ".store"), PYTHONPATH=os.getcwd(), PYTHONHASHSEED="0")
+    out = subprocess.run(
+        [sys.executable, "-m", "flortrace", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    return out
+
+
+def digests(store, run_id):
+    db = sqlite3.connect(store / "catalog.sqlite")
+    try:
+        query = (
+            "SELECT sb.digest FROM snapshot_blobs sb JOIN snapshots s ON s.id = sb.snapshot WHERE s.run = ?"
+        )
+        return {d for (d,) in db.execute(query, (run_id,))}
+    finally:
+        db.close()
+
+
+def checkpoints_before(store, run_id, epoch):
+    db = sqlite3.connect(store / "catalog.sqlite")
+    try:
+        query = "SELECT id FROM snapshots WHERE run = ? AND kind = 'checkpoint' AND epoch < ?"
+        return db.execute(query, (run_id, epoch)).fetchall()
+    finally:
+        db.close()
+
+
+def blob_files(store):
+    return {p.name for p in (store / "blobs").rglob("*") if p.is_file()}
+
+
+def probes(cwd, run_id):
+    out = flortrace(cwd, "logs", "--run", str(run_id), "--name", "probe", "--format", "json")
+    return [(r["epoch"], r["value"]) for r in json.loads(out.stdout)]
+
+
+def test_gc_keeps_what_the_remaining_run_needs(tmp_path):
+    store = tmp_path / ".store"
+    (tmp_path / "train.py").write_text(SCRIPT)
+    flortrace(tmp_path, "-q", "--overhead", "1", "train.py", "1")
+    flortrace(tmp_path, "-q", "--overhead", "1", "train.py", "2")
+    first, second = digests(store, 1), digests(store, 2)
+    shared, only_first = first & second, first - second
+    assert shared and only_first and first | second == blob_files(store)
+    assert checkpoints_before(store, 2, 3)  # so the replay below reads blobs
+
+    flortrace(tmp_path, "rm", "1")
+    before = blob_files(store)
+    dry = flortrace(tmp_path, "gc")
+    assert f"would free {len(only_first)} blob(s)" in dry.stdout and blob_files(store) == before
+    flortrace(tmp_path, "gc", "--yes")
+    assert blob_files(store) == second
+
+    (tmp_path / "train.py").write_text(EDITED)
+    flortrace(tmp_path, "replay", "-q", "--run", "2", "--epochs", "3:6", "train.py", "2")  # from a checkpoint
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "train.py").write_text(EDITED)
+    flortrace(fresh, "-q", "train.py", "2")
+    want = [(epoch, value) for epoch, value in probes(fresh, 1) if epoch >= 3]
+    assert len(want) == 3 and probes(tmp_path, 2) == want
