@@ -8,6 +8,7 @@ Each benchmark script collects ``Row``s and either prints them as a table (run a
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -42,7 +43,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     """The options every part takes: ``--quick`` and ``--json PATH``."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="small sizes, for a CI-like run")
-    p.add_argument("--json", metavar="PATH", help="write the rows as JSON to PATH instead of printing a table")
+    p.add_argument("--json", metavar="PATH", help="write the rows to PATH as JSON, not a table")
     return p
 
 
@@ -87,6 +88,11 @@ def flortrace_json(*args: str, store: str | os.PathLike, cwd: str | os.PathLike)
     """The parsed JSON a flortrace verb prints with ``--json`` (``runs``, ``show``)."""
     _, proc = flortrace(*args, "--json", store=store, cwd=cwd)
     return json.loads(proc.stdout)
+
+
+def has_module(name: str) -> bool:
+    """Whether ``name`` can be imported, without importing it."""
+    return importlib.util.find_spec(name) is not None
 
 
 def median(values) -> float:

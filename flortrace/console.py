@@ -2,8 +2,9 @@
 
 ``python -m flortrace console train.py`` runs the (possibly edited) script in replay mode in one warm process:
 its prefix runs normally, and at the main loop the time-travel session (runtime/timetravel.py) stops at the
-top of epoch 0 and hands the frame to this command interpreter. It is ``pdb.Pdb`` with the same verbs (``p``,
-``l``, ``w``, ``b``, ``n``, ``s``, ``c``, ``q``, ...) plus ``epoch N [step S]``, ``epochs``, ``logs`` and ``watch``.
+top of epoch 0 and hands the frame to this command interpreter. It is ``pdb.Pdb`` with the same verbs
+(``p``, ``l``, ``w``, ``b``, ``n``, ``s``, ``c``, ``q``, ...) plus ``epoch N [step S]``, ``epochs``, ``logs``
+and ``watch``.
 During ``python -m flortrace replay``, ``flortrace.breakpoint()`` and ``breakpoint()`` open it without time
 travel. Commands come from a terminal (readline, completion) or a pipe (echoed after the prompt; EOF quits).
 """
@@ -58,8 +59,12 @@ class Console(pdb.Pdb):
     def __init__(self, session, stdin=None, stdout=None):
         stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
         self.tty = _isatty(stdin)
-        super().__init__(stdin=stdin if self.tty else _Echo(stdin, stdout), stdout=stdout,
-                         skip=["flortrace", "flortrace.*"], readrc=False)
+        super().__init__(
+            stdin=stdin if self.tty else _Echo(stdin, stdout),
+            stdout=stdout,
+            skip=["flortrace", "flortrace.*"],
+            readrc=False,
+        )
         self.use_rawinput = self.tty and stdin is sys.stdin
         self.prompt = PROMPT
         self.session = session
@@ -88,10 +93,12 @@ class Console(pdb.Pdb):
     def break_at(self, frame):
         """``flortrace.breakpoint()`` or ``breakpoint()`` called from ``frame``."""
         epoch, step, loop_id = self.session.position()
-        self.stop(frame, "breakpoint" + (f" at {_position(epoch, step, loop_id)}" if epoch is not None else ""))
+        self.stop(
+            frame, "breakpoint" + (f" at {_position(epoch, step, loop_id)}" if epoch is not None else "")
+        )
 
     def wants_live(self, frame):
-        """True when a block in ``frame`` must run rather than be restored: breakpoints, or stepping into it."""
+        """True when a block in ``frame`` must run rather than be restored: breakpoints, or stepping in it."""
         if self.breaks:
             return True
         if self.botframe is None or self.stoplineno == -1:
@@ -258,7 +265,11 @@ class Console(pdb.Pdb):
         if not results:
             return
         catalog, run = self.session.catalog, self.session.run_id
-        saved = {r["epoch"] for r in catalog.logs(run_ids=[run], names=[expr], origin="replay") if r["step"] is None}
+        saved = {
+            r["epoch"]
+            for r in catalog.logs(run_ids=[run], names=[expr], origin="replay")
+            if r["step"] is None
+        }
         rows, numbers, shown = [], [], []
         for epoch, (ok, value) in sorted(results.items()):
             if not ok:
@@ -269,8 +280,17 @@ class Console(pdb.Pdb):
             numbers.append(val if vtype in ("int", "float") and isinstance(val, (int, float)) else None)
             shown.append((str(epoch), _short(value)))
             if epoch not in saved:
-                rows.append(dict(name=expr, value=val, vtype=vtype, epoch=epoch, step=None, origin="replay",
-                                 loop_id=self.session.main_of(epoch).loop_id))
+                rows.append(
+                    dict(
+                        name=expr,
+                        value=val,
+                        vtype=vtype,
+                        epoch=epoch,
+                        step=None,
+                        origin="replay",
+                        loop_id=self.session.main_of(epoch).loop_id,
+                    )
+                )
         if rows:
             catalog.add_logs(run, rows)
         self._table(["epoch", expr], shown)
@@ -280,8 +300,10 @@ class Console(pdb.Pdb):
             self.message(f"{line}  min {min(known):.6g}, max {max(known):.6g}")
         before = len(saved & results.keys())
         if rows or before:
-            self.message(f"saved {len(rows)} value(s) as replay logs {expr!r} of run {run}"
-                         + (f" ({before} saved before)" if before else ""))
+            self.message(
+                f"saved {len(rows)} value(s) as replay logs {expr!r} of run {run}"
+                + (f" ({before} saved before)" if before else "")
+            )
 
     # ---- the run's records -----------------------------------------------------------------------
     def do_epochs(self, arg):
@@ -299,13 +321,15 @@ class Console(pdb.Pdb):
         here = self._current_epoch()
         rows = []
         for epoch, seconds in sorted(plan.epoch_seconds.items()):
-            rows.append((
-                ">" if epoch == here else "",
-                str(epoch),
-                f"{seconds:.3f}",
-                "yes" if plan.has_checkpoint(epoch) else "-",
-                f"{memos.get(epoch, 0)}/{blocks.get(epoch, 0)}",
-            ))
+            rows.append(
+                (
+                    ">" if epoch == here else "",
+                    str(epoch),
+                    f"{seconds:.3f}",
+                    "yes" if plan.has_checkpoint(epoch) else "-",
+                    f"{memos.get(epoch, 0)}/{blocks.get(epoch, 0)}",
+                )
+            )
         self._table(["", "epoch", "seconds", "checkpoint", "memos"], rows)
         if plan.probes:
             self.message(f"edited blocks (always run): {', '.join(sorted(plan.probes))}")
@@ -326,17 +350,24 @@ class Console(pdb.Pdb):
             if not summary:
                 self.message(f"no values logged in run {run}")
                 return
-            rows = [(n, origin, str(count), _epoch_range(epochs)) for (n, origin), (count, epochs) in summary.items()]
+            rows = [
+                (n, origin, str(count), _epoch_range(epochs))
+                for (n, origin), (count, epochs) in summary.items()
+            ]
             self._table(["name", "origin", "values", "epochs"], sorted(rows))
             return
         rows = catalog.logs(run_ids=[run], names=[name])
         if not rows:
             self.error(f"no values logged as {name!r} in run {run} (`logs` lists the names)")
             return
-        shown = [(_dash(r["epoch"]), _dash(r["step"]), _short(r["value"]), r["origin"]) for r in rows[:LOG_ROWS]]
+        shown = [
+            (_dash(r["epoch"]), _dash(r["step"]), _short(r["value"]), r["origin"]) for r in rows[:LOG_ROWS]
+        ]
         self._table(["epoch", "step", "value", "origin"], shown)
         if len(rows) > LOG_ROWS:
-            self.message(f"... {len(rows) - LOG_ROWS} more: python -m flortrace logs --run {run} --name {name!r}")
+            self.message(
+                f"... {len(rows) - LOG_ROWS} more: python -m flortrace logs --run {run} --name {name!r}"
+            )
 
     def complete_logs(self, text, line, begidx, endidx):
         names = {r["name"] for r in self.session.catalog.logs(run_ids=[self.session.run_id])}
@@ -352,9 +383,9 @@ class Console(pdb.Pdb):
 
     def _table(self, columns, rows):
         widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
-        self.message("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip())
+        self.message("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
         for r in rows:
-            self.message("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+            self.message("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
 
     def finish(self, code):
         """The script ended (not by `q`): say so, with what was still pending."""
@@ -467,7 +498,9 @@ def break_into(session, frame):
     if not replay.interactive:
         if not replay.warned:
             replay.warned = True
-            session.notify("breakpoints are ignored by parallel replay workers (use --workers 1 to stop at them)")
+            session.notify(
+                "breakpoints are ignored by parallel replay workers (use --workers 1 to stop at them)"
+            )
         return
     console = _consoles.get(session)
     if console is None:
@@ -524,7 +557,9 @@ def _console(target, args, settings, run_id, force):
             return 2
         for note in plan.notes:
             notify(note)
-        session = TimeTravel(plan, lambda manifest: load_snapshot(store, manifest), store.catalog, run["id"], notify)
+        session = TimeTravel(
+            plan, lambda manifest: load_snapshot(store, manifest), store.catalog, run["id"], notify
+        )
         console = session.driver = Console(session)
         project = ProjectFilter(project_root(target, False), settings["include"], settings["exclude"])
         patch = Instrumenter(project, session.register, lambda rel, src: None)

@@ -90,7 +90,8 @@ def record(target, argv, settings, module=False):
         recorder.finish()
         writer.close()
         if writer.failed:
-            notify(f"checkpointing stopped: {writer.failed}")
+            if "writer" not in recorder.warned:
+                notify(f"checkpointing stopped: {writer.failed}")
             catalog.set_run_info(run_id, writer_error=writer.failed)
         catalog.set_run_info(run_id, **torch_settings())
         catalog.end_run(run_id, status, code)

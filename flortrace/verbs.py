@@ -253,14 +253,23 @@ def gc(argv):
     return 0
 
 
-# ---- console ------------------------------------------------------------------------------------
+# ---- console, export: verbs with modules of their own ----------------------------------------------
 def console(argv):
     from .console import console_main
 
     return console_main(argv)
 
 
-VERBS = {"replay": replay, "console": console, "runs": runs, "show": show, "logs": logs, "rm": rm, "gc": gc}
+def export(argv):
+    from .export.cli import export_main
+
+    return export_main(argv)
+
+
+VERBS = {
+    "replay": replay, "console": console, "runs": runs, "show": show, "logs": logs, "export": export,
+    "rm": rm, "gc": gc,
+}
 
 
 def main(verb, argv, guard):

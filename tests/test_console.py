@@ -61,8 +61,15 @@ def env(folder):
 
 
 def flortrace(folder, *args, stdin=None):
-    return subprocess.run([sys.executable, "-m", "flortrace", *args], cwd=folder, env=env(folder), input=stdin,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "flortrace", *args],
+        cwd=folder,
+        env=env(folder),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def record(folder, source=TRAIN, argv=(EPOCHS,)):
@@ -84,12 +91,25 @@ def answers(stdout, command):
     return [lines[i + 1] for i, text in enumerate(lines) if text == f"(flortrace) {command}"]
 
 
+def table(stdout, header, rows):
+    """The ``rows`` lines under the first table whose header is ``header`` (columns split on spaces)."""
+    lines = stdout.splitlines()
+    i = next(i for i, text in enumerate(lines) if text.split() == header)
+    return [line.split() for line in lines[i + 1 : i + 1 + rows]]
+
+
 def plain(folder, source, argv=(EPOCHS,), tag="AT"):
     """Lines tagged ``tag`` printed by a plain ``python`` run of ``source``: {key: rest of the line}."""
     folder.mkdir(exist_ok=True)
     (folder / "train.py").write_text(source)
-    out = subprocess.run([sys.executable, "train.py", *argv], cwd=folder, capture_output=True, text=True,
-                         env=dict(os.environ, PYTHONPATH=os.getcwd()), timeout=120)
+    out = subprocess.run(
+        [sys.executable, "train.py", *argv],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=os.getcwd()),
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     found = {}
     for line in out.stdout.splitlines():
@@ -115,7 +135,9 @@ def tops(tmp_path_factory):
 @pytest.fixture(scope="module")
 def steps(tmp_path_factory):
     """{'epoch/step': repr((step, w, total, epoch))} at the top of each step of the batch loop."""
-    source = insert_before(TRAIN, "batch = data[", 'print("AT", f"{epoch}/{step // 10}", repr((step, w, total, epoch)))')
+    source = insert_before(
+        TRAIN, "batch = data[", 'print("AT", f"{epoch}/{step // 10}", repr((step, w, total, epoch)))'
+    )
     return plain(tmp_path_factory.mktemp("plain") / "steps", source)
 
 
@@ -131,8 +153,19 @@ def test_epoch_travel_forward_and_back_matches_a_plain_run(recorded, tops):
 
 
 def test_breakpoint_in_the_batch_loop_stops_at_the_right_step(recorded, steps):
-    out = console(recorded, ["epoch 3", f"b train.py:{BATCH_LINE}", "c", "p (step, w, total, epoch)", "c",
-                             "p (step, w, total, epoch)", "w", "q"])
+    out = console(
+        recorded,
+        [
+            "epoch 3",
+            f"b train.py:{BATCH_LINE}",
+            "c",
+            "p (step, w, total, epoch)",
+            "c",
+            "p (step, w, total, epoch)",
+            "w",
+            "q",
+        ],
+    )
     assert out.returncode == 0, out.stderr
     assert answers(out.stdout, "p (step, w, total, epoch)") == [steps["3/0"], steps["3/1"]]
     assert "flortrace: epoch 3, step 0 of train.py:train_epoch#0" in out.stdout
@@ -141,8 +174,18 @@ def test_breakpoint_in_the_batch_loop_stops_at_the_right_step(recorded, steps):
 
 
 def test_epoch_step_stops_at_the_top_of_that_step(recorded, steps):
-    out = console(recorded, ["epoch 6", "epoch 3 step 4", "p (step, w, total, epoch)", "n", "p step",
-                             "epoch 3 step 2", "p (step, w, total, epoch)"])  # then EOF: quit
+    out = console(
+        recorded,
+        [
+            "epoch 6",
+            "epoch 3 step 4",
+            "p (step, w, total, epoch)",
+            "n",
+            "p step",
+            "epoch 3 step 2",
+            "p (step, w, total, epoch)",
+        ],
+    )  # then EOF: quit
     assert out.returncode == 0, out.stderr
     assert answers(out.stdout, "p (step, w, total, epoch)") == [steps["3/4"], steps["3/2"]]
     assert answers(out.stdout, "p step")[0] == "40"
@@ -153,11 +196,7 @@ def test_watch_equals_a_plain_run_and_lands_in_the_logs(tmp_path, tops):
     out = console(folder, ["watch w[0]", "p epoch", "watch w[0] 2:4", "q"])
     assert out.returncode == 0, out.stderr
     expected = {int(e): eval(v)[0][0] for e, v in tops.items()}
-    shown = {}
-    for line in out.stdout.split("(flortrace) watch w[0]\n")[1].splitlines()[1:11]:
-        epoch, value = line.split()
-        shown[int(epoch)] = float(value)
-    assert shown == expected
+    assert {int(e): float(v) for e, v in table(out.stdout, ["epoch", "w[0]"], 10)} == expected
     assert any(set(line.split()[0]) <= set("▁▂▃▄▅▆▇█") and "max" in line for line in out.stdout.splitlines())
     assert answers(out.stdout, "p epoch") == ["9"]  # a watch ends at the top of its last epoch
     assert "(2 saved before)" in out.stdout
@@ -190,13 +229,15 @@ def test_numpy_state_restores_in_place(tmp_path):
     assert out.returncode == 0, out.stderr
     probe = insert_before(source, "order = rng", 'print("AT", epoch, float(W.sum()))')
     expected = plain(tmp_path / "plain", probe, ("6",))
-    watched = out.stdout.split("(flortrace) watch float(W.sum())\n")[1].splitlines()[1:7]
-    assert [line.split()[1] for line in watched] == [expected[str(e)] for e in range(6)]
+    watched = table(out.stdout, ["epoch", "float(W.sum())"], 6)
+    assert watched == [[str(e), expected[str(e)]] for e in range(6)]
     assert answers(out.stdout, "p float(W.sum())") == [expected["2"]]
 
 
 def test_errors_never_end_the_session(recorded):
-    out = console(recorded, ["p nope", "epoch 99", "epoch x", "watch (", "p 6 * 7", "b nowhere.py:3", "epochs"])
+    out = console(
+        recorded, ["p nope", "epoch 99", "epoch x", "watch (", "p 6 * 7", "b nowhere.py:3", "epochs"]
+    )
     assert out.returncode == 0, out.stderr
     assert answers(out.stdout, "p nope")[0].startswith("*** NameError")
     assert answers(out.stdout, "epoch 99")[0] == "*** no epoch 99 in run 1 (epochs 0..9)"
@@ -208,7 +249,9 @@ def test_errors_never_end_the_session(recorded):
 
 
 def test_one_shot_iterator_cannot_go_back(tmp_path):
-    source = TRAIN.replace("for epoch in range(int(sys.argv[1])):", "for epoch in (e for e in range(int(sys.argv[1]))):")
+    source = TRAIN.replace(
+        "for epoch in range(int(sys.argv[1])):", "for epoch in (e for e in range(int(sys.argv[1]))):"
+    )
     folder = record(tmp_path / "run", source)
     out = console(folder, ["epoch 4", "epoch 1", "p epoch", "epoch 6", "p epoch", "q"])
     assert out.returncode == 0, out.stderr
@@ -231,15 +274,30 @@ def test_breakpoints_during_replay(tmp_path, steps):
     quit_early = flortrace(folder, "replay", "-q", "train.py", EPOCHS, stdin="q\n")
     assert quit_early.returncode == 0 and "Traceback" not in quit_early.stderr
     assert "done" not in quit_early.stdout
-    outside = subprocess.run([sys.executable, "train.py", "3"], cwd=folder, capture_output=True, text=True,
-                             env=dict(os.environ, PYTHONPATH=os.getcwd()), stdin=subprocess.DEVNULL, timeout=60)
-    assert outside.returncode == 0 and "(flortrace)" not in outside.stdout  # flortrace.breakpoint() is a no-op
+    outside = subprocess.run(
+        [sys.executable, "train.py", "3"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=os.getcwd()),
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    assert (
+        outside.returncode == 0 and "(flortrace)" not in outside.stdout
+    )  # flortrace.breakpoint() is a no-op
 
 
 def test_terminal_session(recorded):
     pexpect = pytest.importorskip("pexpect")
-    child = pexpect.spawn(sys.executable, ["-m", "flortrace", "console", "-q", "train.py", EPOCHS], cwd=str(recorded),
-                          env=env(recorded), encoding="utf-8", timeout=60)
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "flortrace", "console", "-q", "train.py", EPOCHS],
+        cwd=str(recorded),
+        env=env(recorded),
+        encoding="utf-8",
+        timeout=60,
+    )
     child.expect_exact("flortrace: top of epoch 0")
     child.expect_exact("(flortrace) ")
     child.sendline("epochs")

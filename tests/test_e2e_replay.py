@@ -249,3 +249,60 @@ def test_ray_backend_matches_a_fresh_run(tmp_path):
     pytest.importorskip("ray")
     out = parallel_case(tmp_path, "ray")
     assert "worker(s)" in out.stderr
+
+
+def test_damaged_checkpoint_is_detected_and_replay_falls_back(tmp_path):
+    big = PURE.replace("range(120)", "range(20000)")
+    (tmp_path / "train.py").write_text(big)
+    flortrace(tmp_path, "-q", "--overhead", "1", "train.py", "8")
+    shown = json.loads(flortrace(tmp_path, "show", "1", "--json").stdout)
+    checkpoints = sorted(s["epoch"] for s in shown["snapshots"] if s["kind"] == "checkpoint")
+    target = max(e for e in checkpoints if e < 7)
+    manifest = next(s["manifest"] for s in shown["snapshots"] if s["kind"] == "checkpoint" and s["epoch"] == target)
+    blob = tmp_path / ".store" / "blobs" / manifest[:2] / manifest
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    edited = edit(big, "print(epoch, round", "flortrace.log('w0', w[0])")
+    (tmp_path / "train.py").write_text(edited)
+    out = flortrace(tmp_path, "replay", "--epochs", f"{target + 1}:8", "train.py", "8")
+    assert manifest in out.stderr and "without that snapshot" in out.stderr
+    fresh_dir = tmp_path / "fresh"
+    fresh_dir.mkdir()
+    (fresh_dir / "train.py").write_text(edited)
+    flortrace(fresh_dir, "-q", "train.py", "8")
+    fresh = [r for r in logs(fresh_dir, 1, "record") if r[1] > target]
+    assert logs(tmp_path, 1, "replay") == fresh
+
+
+UNPICKLABLE = textwrap.dedent(
+    """\
+    import sys
+
+
+    class Tally:
+        def __init__(self, path):
+            self.out = open(path, "w")
+            self.count = 0
+
+
+    tally = Tally("tally.txt")
+    total = 0
+    for epoch in range(int(sys.argv[1])):
+        for i in range(50):
+            total += i * epoch
+            tally.count += 1
+        print(epoch, total, tally.count)
+    """
+)
+
+
+def test_unpicklable_state_is_named_and_replay_reexecutes(tmp_path):
+    (tmp_path / "train.py").write_text(UNPICKLABLE)
+    out = flortrace(tmp_path, "train.py", "4")
+    assert "cannot snapshot tally" in out.stderr and "open file" in out.stderr
+    edited = edit(UNPICKLABLE, "print(epoch, total", "flortrace.log('count', tally.count)")
+    edited = edited.replace("import flortrace\nimport sys", "import sys\nimport flortrace")
+    (tmp_path / "train.py").write_text(edited)
+    flortrace(tmp_path, "replay", "-q", "--epochs", "2:4", "train.py", "4")
+    assert logs(tmp_path, 1, "replay") == [("count", 2, None, 150), ("count", 3, None, 200)]

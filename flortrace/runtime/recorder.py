@@ -77,6 +77,9 @@ class Recorder(Session):
         self._start_epoch(act)
 
     def _start_epoch(self, act):
+        if self.writer.failed and "writer" not in self.warned:
+            self.warned.add("writer")
+            self.notify(f"checkpointing stopped, training goes on: {self.writer.failed}")
         self._epoch_stall = 0.0
         self._memos = []
         take, reason = self.policy.decide(self._last_compute, self.writer.busy)

@@ -11,6 +11,7 @@ import math
 import time
 
 from .. import state
+from ..store import CorruptBlob
 from . import changeset
 from .logvalues import typed
 from .session import Session
@@ -45,12 +46,17 @@ class Replayer(Session):
         position = 0  # index of the next element of `it`
         live = -1  # the iteration whose end state the frame holds (-1: the state before the loop)
         for i in self.plan.epochs_to_run(main):
-            if live != i - 1:
+            while live != i - 1:
                 start = self.plan.start_for(main, i, live)
-                if start > live:
-                    position = _skip(it, position, start + 1)
-                    self._restore_checkpoint(main.base + start, act.frame)
-                    live = start
+                if start <= live:
+                    break  # no checkpoint helps: run on from the live state
+                payload = self._load(self.plan.checkpoints[main.base + start])
+                if payload is None:
+                    del self.plan.checkpoints[main.base + start]  # damaged: look for an earlier one
+                    continue
+                position = _skip(it, position, start + 1)
+                changeset.restore(payload, {"main": act.frame})
+                live = start
             while live < i:
                 j = live + 1
                 position = _skip(it, position, j)
@@ -67,10 +73,17 @@ class Replayer(Session):
                 live = j
         final = main.count - 1
         if live < final and self.plan.has_checkpoint(main.base + final):
-            self._restore_checkpoint(main.base + final, act.frame)
+            payload = self._load(self.plan.checkpoints[main.base + final])
+            if payload is not None:
+                changeset.restore(payload, {"main": act.frame})
 
-    def _restore_checkpoint(self, epoch, frame):
-        changeset.restore(self.load(self.plan.checkpoints[epoch]), {"main": frame})
+    def _load(self, manifest):
+        """A snapshot's payload, or None (with a notice) when the store finds it damaged."""
+        try:
+            return self.load(manifest)
+        except CorruptBlob as exc:
+            self.notify(f"{exc}; replaying without that snapshot")
+            return None
 
     # ---- blocks -------------------------------------------------------------------------------
     def on_block_enter(self, act, can_skip):
@@ -78,10 +91,11 @@ class Replayer(Session):
             return False
         memo = self.plan.memo_for(self.epoch, act.info.id, act.seq)
         if can_skip and memo is not None and not self.plan.is_probe(act.info.id):
-            main = self.stack[0].frame
-            changeset.restore(self.load(memo), {"main": main, "block": act.frame})
-            self.skipped_blocks += 1
-            return True
+            payload = self._load(memo)
+            if payload is not None:
+                changeset.restore(payload, {"main": self.stack[0].frame, "block": act.frame})
+                self.skipped_blocks += 1
+                return True
         self.run_blocks += 1
         return False
 

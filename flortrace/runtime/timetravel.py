@@ -62,7 +62,8 @@ class _Loop:
         self.live = -1  # local epoch whose end state the frame holds (-1: the state before the loop)
         self.running = False  # an epoch body is running (the frame is between epochs `live` and `live + 1`)
         self.pending = None  # (index, element) consumed for a stop at the top of `index`, not run yet
-        self.before = None  # pickled payload of the state before the first epoch (None: not capturable)
+        self.before = None  # pickled payload of the state before the first epoch (None: not captured)
+        self.kept = False  # that state was captured (on leaving it for the first time)
         self.unbound = []  # state names not bound before the loop (unbound again when going back there)
         self.problems = []
         self.bind = None  # binds the loop's target to an element (None: unknown target)
@@ -106,7 +107,7 @@ class TimeTravel(Replayer):
 
     # ---- what the driver asks for --------------------------------------------------------------
     def goto(self, epoch, step=None):
-        """Travel to the top of ``epoch`` (or of step ``step`` of its first block); TravelError if unreachable."""
+        """Travel to the top of ``epoch`` (of its first block's step ``step``); TravelError if impossible."""
         self._check(epoch)
         if step is not None:
             self._check_step(epoch, step)
@@ -145,20 +146,28 @@ class TimeTravel(Replayer):
             raise TravelError(f"no epoch {epoch} in run {self.run_id} (epochs 0..{self.epoch_count - 1})")
         info = self.infos.get(m.loop_id)
         if info is not None and info.kind == "while":
-            raise TravelError(f"epoch {epoch} belongs to a while loop ({m.loop_id}); time travel needs a for loop")
+            raise TravelError(
+                f"epoch {epoch} belongs to a while loop ({m.loop_id}); time travel needs a for loop"
+            )
         if (m.loop_id, m.run) in self.finished:
-            raise TravelError(f"epoch {epoch} belongs to the main loop {m.loop_id}, which has ended; "
-                              "restart the console to go back there")
+            raise TravelError(
+                f"epoch {epoch} belongs to the main loop {m.loop_id}, which has ended; "
+                "restart the console to go back there"
+            )
         loop = self.loop
         if loop is None or loop.main is not m:
             return
         i = epoch - m.base
         if loop.one_shot and self._rewinds(loop, i):
-            raise TravelError(f"cannot go back to epoch {epoch}: the main loop iterates over a one-shot "
-                              f"{type(loop.iterable).__name__}, which cannot start again; restart the console")
+            raise TravelError(
+                f"cannot go back to epoch {epoch}: the main loop iterates over a one-shot "
+                f"{type(loop.iterable).__name__}, which cannot start again; restart the console"
+            )
         if self._start(loop, i, loop.live + loop.running) is None:
-            raise TravelError(f"cannot go back to epoch {epoch}: no checkpoint before it, and the state before "
-                              f"the loop could not be captured ({'; '.join(loop.problems)})")
+            raise TravelError(
+                f"cannot go back to epoch {epoch}: no checkpoint before it, and the state before "
+                f"the loop could not be captured ({'; '.join(loop.problems)})"
+            )
 
     def _check_step(self, epoch, step):
         blocks = [b for b in self.catalog.blocks(self.run_id, epoch) if b["seq"] == 0]
@@ -166,7 +175,9 @@ class TimeTravel(Replayer):
             raise TravelError(f"epoch {epoch} ran no block in the recording")
         steps = blocks[0]["steps"]
         if not 0 <= step < steps:
-            raise TravelError(f"the first block of epoch {epoch} ({blocks[0]['loop_id']}) ran {steps} step(s)")
+            raise TravelError(
+                f"the first block of epoch {epoch} ({blocks[0]['loop_id']}) ran {steps} step(s)"
+            )
 
     # ---- the main loop ---------------------------------------------------------------------------
     def drive_top(self, act, iterable):
@@ -181,7 +192,6 @@ class TimeTravel(Replayer):
             state.apply_torch_settings(self.plan.torch_settings)
             self._settings_applied = True
         loop = self.loop = _Loop(act, main, iterable, iter(iterable))
-        self._capture_before(loop)
         loop.bind = target_binder(act.frame, act.info)
         if not self.started:
             self.started = True
@@ -233,8 +243,11 @@ class TimeTravel(Replayer):
                 x = self._element(loop, j)
             except _Exhausted:
                 last = main.base + loop.live
-                self.driver.stop(act.frame, f"end of the main loop {main.loop_id} after epoch {last}; "
-                                            "`c` runs the rest of the script")
+                self.driver.stop(
+                    act.frame,
+                    f"end of the main loop {main.loop_id} after epoch {last}; "
+                    "`c` runs the rest of the script",
+                )
                 if self.request is None:
                     return
                 continue
@@ -242,6 +255,7 @@ class TimeTravel(Replayer):
 
     def _run(self, loop, j, x):
         """Run epoch ``j`` (local index) on element ``x``."""
+        self._keep_before(loop)
         act = loop.act
         act.index = j - 1
         self._begin_iteration(act)
@@ -252,13 +266,24 @@ class TimeTravel(Replayer):
         loop.live = j
 
     def _reach(self, loop, i):
-        """Bring the frame to the top of local epoch ``i``; returns how, in words. Yields the epochs it replays."""
+        """Bring the frame to the top of local epoch ``i``, yielding the epochs it replays; returns how."""
         t0 = perf_counter()
-        kind, k = self._start(loop, i, loop.live)
+        base, frame = loop.main.base, loop.act.frame
+        while True:
+            start = self._start(loop, i, loop.live)
+            if start is None:
+                raise TravelError(f"epoch {base + i} cannot be reached: a checkpoint it needs is damaged")
+            kind, k = start
+            if kind != "checkpoint":
+                break
+            payload = self._load(self.plan.checkpoints[base + k])
+            if payload is not None:
+                break
+            del self.plan.checkpoints[base + k]  # damaged (the store said so): look for an earlier one
         self._seek(loop, k + 1)  # before restoring: advancing the iterator may use the RNG the restore sets
-        frame = loop.act.frame
         if kind == "checkpoint":
-            self._restore_checkpoint(loop.main.base + k, frame)
+            self._keep_before(loop)
+            changeset.restore(payload, {"main": frame})
             loop.live = k
         elif kind == "before":
             changeset.restore(pickle.loads(loop.before), {"main": frame})
@@ -275,7 +300,6 @@ class TimeTravel(Replayer):
         loop.pending = (i, x)
         if loop.bind is not None:
             loop.bind(x)
-        base = loop.main.base
         parts = []
         if kind == "checkpoint":
             parts.append(f"restored the checkpoint after epoch {base + k}")
@@ -283,14 +307,16 @@ class TimeTravel(Replayer):
             parts.append("restored the state before the loop")
         if ran:
             memo = self.skipped_blocks - memos
-            parts.append(f"replayed {_span(base + i - ran, base + i - 1)}"
-                         + (f" with {memo} block(s) from memos" if memo else ""))
+            parts.append(
+                f"replayed {_span(base + i - ran, base + i - 1)}"
+                + (f" with {memo} block(s) from memos" if memo else "")
+            )
         if not parts:
             return "state before the loop" if i == 0 else f"state after epoch {base + i - 1}"
         return ", ".join(parts) + f"; {perf_counter() - t0:.2f}s"
 
     def _start(self, loop, i, live):
-        """Where the state for the top of local epoch ``i`` comes from: ('live'|'checkpoint'|'before', epoch)."""
+        """Where the state for the top of local epoch ``i`` comes from: ('live'|'checkpoint'|'before', k)."""
         base = loop.main.base
         best = next((c for c in range(i - 1, -1, -1) if base + c in self.plan.checkpoints), None)
         if live <= i - 1 and (best is None or live >= best):
@@ -336,8 +362,11 @@ class TimeTravel(Replayer):
         """Finish this main loop quickly: restore its last checkpoint, or run the rest of its epochs."""
         final = loop.main.count - 1
         if loop.live < final and self.plan.has_checkpoint(loop.main.base + final):
-            self._restore_checkpoint(loop.main.base + final, loop.act.frame)
-            return
+            payload = self._load(self.plan.checkpoints[loop.main.base + final])
+            if payload is not None:
+                self._keep_before(loop)
+                changeset.restore(payload, {"main": loop.act.frame})
+                return
         while loop.live < final:
             try:
                 x = self._element(loop, loop.live + 1)
@@ -345,25 +374,22 @@ class TimeTravel(Replayer):
                 return
             yield from self._run(loop, loop.live + 1, x)
 
-    def _capture_before(self, loop):
-        """Keep the loop-carried state as it is before the first epoch, to go back there later."""
+    def _keep_before(self, loop):
+        """Capture the loop-carried state as it is before the first epoch, when the frame first leaves it (so
+        the top of the first epoch can be visited again)."""
+        if loop.kept or loop.live != -1:
+            return
+        loop.kept = True
         frame = loop.act.frame
         names = {name for pairs in self.catalog.changesets(self.run_id).values() for name, _ in pairs}
         if not names:  # a run killed before it wrote its changesets: the first checkpoint knows them
             first = min((e for e in self.plan.checkpoints if loop.main.base <= e), default=None)
-            if first is not None:
-                names = {name for _, _, name, _ in self.load(self.plan.checkpoints[first])["names"]}
-        if names:
-            items = {}
-            for name in sorted(names):
-                scope, obj = frames.lookup(frame, name)
-                if obj is frames.MISSING:
-                    loop.unbound.append(name)
-                elif changeset._is_state(obj):
-                    items[("main", scope, name)] = obj
-        else:
-            items = {("main", scope, name): obj for (scope, name), obj in changeset.namespace(frame).items()}
-        payload, loop.problems = changeset.capture(items)
+            payload = None if first is None else self._load(self.plan.checkpoints[first])
+            if payload is not None:
+                names = {name for _, _, name, _ in payload["names"]}
+        found = changeset.resolve(frame, sorted(names)) if names else changeset.namespace(frame)
+        loop.unbound = [n for n in sorted(names) if frames.lookup(frame, n)[1] is frames.MISSING]
+        payload, loop.problems = changeset.capture({("main", *key): obj for key, obj in found.items()})
         if not loop.problems:
             loop.before = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -383,21 +409,26 @@ class TimeTravel(Replayer):
         return self._stepping(inner, act) if self._armed(act) else inner
 
     def _stepping(self, inner, act):
-        """Stop at the top of the armed step of a block (pdb stops at the body's first line)."""
+        """Stop at the top of the armed step of a for block: pdb stops at the body's first line."""
         for step, x in enumerate(inner):
-            self._maybe_stop_at_step(act, step)
+            if self._is_step(step):
+                self.driver.stop_at_next_line(act.frame, self._step_banner(act, step))
             yield x
 
     def while_tick(self, info, frame):
         super().while_tick(info, frame)
         act = self.stack[-1] if self.stack else None
-        if act is not None and act.info is info and act.role == "block" and self._armed(act):
-            self._maybe_stop_at_step(act, act.step)
+        if act is None or act.info is not info or act.role != "block" or not self._armed(act):
+            return
+        if self._is_step(act.step):  # the tick runs where an iteration starts: stop right here
+            self.driver.stop(frame, self._step_banner(act, act.step))
 
-    def _maybe_stop_at_step(self, act, step):
-        if self._step is not None and step == self._step[1]:
-            epoch, self._step = self._step[0], None
-            self.driver.stop_at_next_line(act.frame, f"epoch {epoch}, step {step} of {act.info.id}")
+    def _is_step(self, step):
+        return self._step is not None and step == self._step[1]
+
+    def _step_banner(self, act, step):
+        epoch, self._step = self._step[0], None
+        return f"epoch {epoch}, step {step} of {act.info.id}"
 
     # ---- logs -----------------------------------------------------------------------------------
     def on_epoch_start(self, act):
@@ -406,8 +437,10 @@ class TimeTravel(Replayer):
     def log(self, name, value, lineno=None):
         super().log(name, value, lineno)
         for d in self.divergences[self._reported :]:
-            self.notify(f"divergence at epoch {d['epoch']} step {d['step']}: {d['name']} recorded "
-                        f"{d['recorded']!r}, replayed {d['replayed']!r}")
+            self.notify(
+                f"divergence at epoch {d['epoch']} step {d['step']}: {d['name']} recorded "
+                f"{d['recorded']!r}, replayed {d['replayed']!r}"
+            )
         self._reported = len(self.divergences)
 
 
@@ -423,7 +456,9 @@ def target_binder(frame, info):
         tree = ast.parse("".join(linecache.getlines(filename)))
     except (SyntaxError, ValueError):
         return None
-    found = [n for n in ast.walk(tree) if isinstance(n, ast.For) and n.lineno <= info.lineno <= n.iter.end_lineno]
+    found = [
+        n for n in ast.walk(tree) if isinstance(n, ast.For) and n.lineno <= info.lineno <= n.iter.end_lineno
+    ]
     if not found:
         return None
     target = max(found, key=lambda n: n.lineno).target

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import time
 
 print("handler is default:", signal.getsignal(signal.SIGINT) is signal.default_int_handler)
 weights = [0.0]
@@ -11,7 +12,8 @@ try:
             weights[0] += 1
         if epoch == 2:
             os.kill(os.getpid(), signal.SIGINT)
-            for _ in range(1000):
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # the handler raises here, whichever thread got the signal
                 pass
         print("finished epoch", epoch)
 except KeyboardInterrupt:

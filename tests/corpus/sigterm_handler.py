@@ -5,6 +5,7 @@
 import os
 import signal
 import sys
+import time
 
 stop = []
 
@@ -21,6 +22,9 @@ for epoch in range(6):
     if epoch == 2:
         print("epoch 2 done, sending SIGTERM", flush=True)
         os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while not stop and time.monotonic() < deadline:  # until the handler has run in the main thread
+            pass
     if stop:
         print("preempted after epoch", epoch, "- saving")
         break

@@ -1,0 +1,129 @@
+"""Wall time of recording with flortrace vs running the script plainly, and vs what users do instead.
+
+For each workload the commands run interleaved (plain, flortrace, plain, flortrace, ...) and the medians
+are compared. On digits_cnn two alternatives join the rotation: the same script with a synchronous
+``torch.save`` of model, optimizer and scheduler after every epoch, and the script under a minimal
+``sys.settrace`` hook (settrace_run.py). Every command must print what the plain run prints.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+from harness import (
+    BENCHMARKS,
+    EXAMPLES,
+    Row,
+    emit,
+    flortrace_json,
+    fmt_overhead,
+    fmt_seconds,
+    has_module,
+    median,
+)
+from harness import parser as base_parser
+from harness import run as run_command
+from variants import digits_torch_save
+
+# name, full-size arguments, quick arguments, needs torch
+WORKLOADS = [
+    ("pure_python", [], ["--quick"], False),
+    ("numpy_softmax", [], ["--quick"], False),
+    ("digits_cnn", [], ["--quick", "--epochs", "3"], True),
+]
+
+
+def commands(name: str, args: list[str], work: Path, store: Path) -> dict:
+    """{mode: function returning (seconds, stdout)} for one workload."""
+    script = str(EXAMPLES / f"{name}.py")
+    py = sys.executable
+
+    def command(argv, env=None):
+        def go():
+            seconds, proc = run_command(argv, work, env)
+            return seconds, proc.stdout
+
+        return go
+
+    out = {
+        "plain": command([py, script, *args]),
+        "flortrace": command([py, "-m", "flortrace", "-q", script, *args], {"FLORTRACE_STORE": str(store)}),
+    }
+    if name == "digits_cnn":
+        out["torch.save every epoch"] = command([py, str(digits_torch_save(work)), *args])
+        out["settrace hook"] = command([py, str(BENCHMARKS / "settrace_run.py"), script, *args])
+    return out
+
+
+def snapshot_summary(store: Path, work: Path) -> str:
+    runs = flortrace_json("runs", store=store, cwd=work)
+    ckpt = sorted({r["checkpoints"] for r in runs})
+    memos = sorted({r.get("memos", 0) for r in runs})
+    epochs = sorted({r["epochs"] for r in runs})
+
+    def span(values):
+        return str(values[0]) if len(values) == 1 else f"{values[0]}-{values[-1]}"
+
+    return f"{span(ckpt)} checkpoints + {span(memos)} memos of {span(epochs)} epochs per run"
+
+
+def measure_workload(name: str, args: list[str], repeats: int) -> list[Row]:
+    with tempfile.TemporaryDirectory(prefix=f"flortrace-bench-{name}-") as tmp:
+        work = Path(tmp)
+        store = work / "store"
+        modes = commands(name, args, work, store)
+        times = {mode: [] for mode in modes}
+        outputs = {}
+        for _ in range(repeats):
+            for mode, command in modes.items():
+                seconds, stdout = command()
+                times[mode].append(seconds)
+                outputs.setdefault(mode, stdout)
+        med = {mode: median(ts) for mode, ts in times.items()}
+        snapshots = snapshot_summary(store, work)
+    differ = [mode for mode in modes if outputs[mode] != outputs["plain"]]
+    label = f"{name} {' '.join(args)}".strip()
+    rows = [
+        Row(
+            "record",
+            f"{label}: wall, median of {repeats}",
+            f"flortrace {fmt_overhead(med['flortrace'] / med['plain'])}",
+            f"plain {fmt_seconds(med['plain'])}, flortrace {fmt_seconds(med['flortrace'])}; {snapshots}",
+        )
+    ]
+    for mode in modes:
+        if mode not in ("plain", "flortrace"):
+            rows.append(
+                Row(
+                    "record",
+                    f"{label}: instead, {mode}",
+                    f"{mode} {fmt_overhead(med[mode] / med['plain'])}",
+                    f"{fmt_seconds(med[mode])}, same runs as above",
+                )
+            )
+    if differ:
+        rows.append(Row("record", f"{label}: OUTPUT DIFFERS from the plain run", ", ".join(differ)))
+    return rows
+
+
+def main(argv=None):
+    p = base_parser(__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, help="runs of each command (default 5, 3 with --quick)")
+    p.add_argument("--only", action="append", help="run only this workload (repeatable)")
+    ns = p.parse_args(argv)
+    repeats = ns.repeats or (3 if ns.quick else 5)
+    rows = []
+    for name, full, quick, needs_torch in WORKLOADS:
+        if ns.only and name not in ns.only:
+            continue
+        if needs_torch and not has_module("torch"):
+            rows.append(Row("record", f"{name}: skipped", "torch is not installed"))
+            continue
+        rows.extend(measure_workload(name, quick if ns.quick else full, repeats))
+    emit(rows, ns.json)
+
+
+if __name__ == "__main__":
+    main()
