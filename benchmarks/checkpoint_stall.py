@@ -198,7 +198,7 @@ def frozen(quick: bool) -> list[Row]:
             Row(
                 "checkpoint",
                 f"finetune_frozen {phase}: stored per snapshotted epoch ({len(epochs)} of {hi - lo})",
-                f"{fmt_bytes(median(ours))} median ({detail})",
+                f"{fmt_bytes(median(ours))} median, checkpoint + memos ({detail})",
                 f"torch.save {fmt_bytes(median(theirs))} per epoch ({median(ours) / median(theirs):.2f}x)",
             )
         )

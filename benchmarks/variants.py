@@ -59,3 +59,22 @@ def finetune_torch_save(folder: str | Path, save_dir: str | Path) -> Path:
         source = insert_after(source, anchor, save, "finetune_frozen torch.save variant")
     path.write_text(source)
     return path
+
+
+HINDSIGHT = {
+    "epoch": ("scheduler.step()", 'flortrace.log("fc2_weight_norm", model.fc2.weight.norm().item())'),
+    "batch": ("opt.step()", 'flortrace.log("batch_loss", loss.item())'),
+}
+
+
+def digits_hindsight(path: str | Path, level: str | None) -> str | None:
+    """Write digits_cnn.py to ``path`` with a hindsight log statement at ``level`` ('epoch', 'batch' or None).
+
+    Returns the logged name (None for the unedited script)."""
+    source = (EXAMPLES / "digits_cnn.py").read_text()
+    if level is not None:
+        anchor, line = HINDSIGHT[level]
+        source = insert_after(source, "import argparse", "import flortrace", "digits_cnn hindsight edit")
+        source = insert_after(source, anchor, line, f"digits_cnn {level}-level hindsight edit")
+    Path(path).write_text(source)
+    return None if level is None else line.split('"')[1]

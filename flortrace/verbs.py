@@ -1,4 +1,4 @@
-"""The verbs after ``python -m flortrace``: replay, console, runs, show, logs, rm, gc."""
+"""The verbs after ``python -m flortrace``: replay, console, runs, show, logs, export, rm, gc."""
 
 from __future__ import annotations
 

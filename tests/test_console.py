@@ -129,6 +129,7 @@ def recorded(tmp_path_factory):
 def tops(tmp_path_factory):
     """{epoch: repr((w, lr, epoch))} at the top of each epoch of a plain run."""
     source = insert_before(TRAIN, "loss = train_epoch", 'print("AT", epoch, repr((w, lr, epoch)))')
+    source = insert_before(source, 'print("done"', 'print("AT", "end", repr((w, lr, epoch)))')
     return plain(tmp_path_factory.mktemp("plain") / "tops", source)
 
 
@@ -146,10 +147,13 @@ def test_epoch_travel_forward_and_back_matches_a_plain_run(recorded, tops):
     commands = ["p (w, lr, epoch)"]
     for epoch in order:
         commands += [f"epoch {epoch}", "p (w, lr, epoch)"]
-    out = console(recorded, commands + ["q"])
+    commands += ["epoch 0", "c", "p (w, lr, epoch)"]  # continue: blocks with memos are restored, not run
+    out = console(recorded, commands + ["c"])
     assert out.returncode == 0, out.stderr
     assert "flortrace: top of epoch 0" in out.stdout and "flortrace: top of epoch 9" in out.stdout
-    assert answers(out.stdout, "p (w, lr, epoch)") == [tops[e] for e in ["0", *order]]
+    assert "flortrace: end of the main loop train.py:<module>#0 after epoch 9" in out.stdout
+    assert answers(out.stdout, "p (w, lr, epoch)") == [tops[e] for e in ["0", *order, "end"]]
+    assert "flortrace: the script finished with exit code 0" in out.stdout
 
 
 def test_breakpoint_in_the_batch_loop_stops_at_the_right_step(recorded, steps):
@@ -195,7 +199,7 @@ def test_watch_equals_a_plain_run_and_lands_in_the_logs(tmp_path, tops):
     folder = record(tmp_path / "run")
     out = console(folder, ["watch w[0]", "p epoch", "watch w[0] 2:4", "q"])
     assert out.returncode == 0, out.stderr
-    expected = {int(e): eval(v)[0][0] for e, v in tops.items()}
+    expected = {int(e): eval(v)[0][0] for e, v in tops.items() if e != "end"}
     assert {int(e): float(v) for e, v in table(out.stdout, ["epoch", "w[0]"], 10)} == expected
     assert any(set(line.split()[0]) <= set("▁▂▃▄▅▆▇█") and "max" in line for line in out.stdout.splitlines())
     assert answers(out.stdout, "p epoch") == ["9"]  # a watch ends at the top of its last epoch

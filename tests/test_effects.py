@@ -589,20 +589,66 @@ ATTRS = st.sampled_from(["p", "q"])
 METHODS = st.sampled_from(["step", "append"])
 
 
-def expressions(depth: int = 2) -> st.SearchStrategy[str]:
-    leaf = st.one_of(NAMES, st.integers(0, 9).map(str), st.builds("{}.{}".format, NAMES, ATTRS))
+@dataclasses.dataclass(frozen=True)
+class Expr:
+    """Generated source with what analyze must find: names its value comes from, names it passes to
+    calls, names it calls methods on."""
+
+    text: str
+    roots: frozenset[str] = frozenset()
+    passed: frozenset[str] = frozenset()
+    mutated: frozenset[str] = frozenset()
+
+
+def _name(name: str) -> Expr:
+    return Expr(name, frozenset({name}))
+
+
+def _attr(name: str, attr: str) -> Expr:
+    return Expr(f"{name}.{attr}", frozenset({name}))
+
+
+def _item(name: str, index: Expr) -> Expr:
+    return Expr(f"{name}[{index.text}]", frozenset({name}), index.passed, index.mutated)
+
+
+def _call(arg: Expr) -> Expr:
+    return Expr(f"g({arg.text})", frozenset(), arg.passed | arg.roots, arg.mutated)
+
+
+def _method(name: str, method: str, arg: Expr) -> Expr:
+    return Expr(f"{name}.{method}({arg.text})", frozenset(), arg.passed | arg.roots, arg.mutated | {name})
+
+
+def _combine(template: str, keep_roots: bool, *parts: Expr) -> Expr:
+    roots = frozenset().union(*(part.roots for part in parts)) if keep_roots else frozenset()
+    return Expr(
+        template.format(*(part.text for part in parts)),
+        roots,
+        frozenset().union(*(part.passed for part in parts)),
+        frozenset().union(*(part.mutated for part in parts)),
+    )
+
+
+def _conditional(then: Expr, test: Expr, other: Expr) -> Expr:
+    both = _combine("({} if {} else {})", True, then, test, other)
+    return dataclasses.replace(both, roots=then.roots | other.roots)
+
+
+def expressions(depth: int = 2) -> st.SearchStrategy[Expr]:
+    leaf = st.one_of(st.builds(_name, NAMES), st.builds(_attr, NAMES, ATTRS))  # constants would be folded
     if depth == 0:
         return leaf
     inner = expressions(depth - 1)
     return st.one_of(
         leaf,
-        st.builds("{}[{}]".format, NAMES, inner),
-        st.builds("g({})".format, inner),
-        st.builds("{}.{}({})".format, NAMES, METHODS, inner),
-        st.builds("({} + {})".format, inner, inner),
-        st.builds("({} if {} else {})".format, inner, inner, inner),
-        st.builds("({} or {})".format, inner, inner),
-        st.builds("[{}, {}]".format, inner, inner),
+        st.builds(_item, NAMES, inner),
+        st.builds(_call, inner),
+        st.builds(_method, NAMES, METHODS, inner),
+        st.builds(_combine, st.just("({} + {})"), st.just(False), inner, inner),
+        st.builds(_conditional, inner, inner, inner),
+        st.builds(_combine, st.just("({} or {})"), st.just(True), inner, inner),
+        st.builds(_combine, st.just("[{}, {}]"), st.just(True), inner, inner),
     )
 
 
@@ -611,42 +657,41 @@ INDICES = expressions(1)
 
 
 @st.composite
-def statements(draw) -> tuple[str, set[str], set[str]]:
-    """A statement, the names it must rebind and the names whose objects it must mutate."""
-    name, other, attr = draw(NAMES), draw(NAMES), draw(ATTRS)
-    value = draw(VALUES)
-    return draw(
+def statements(draw) -> tuple[str, set[str], set[str], set[str]]:
+    """A statement, and the names it must rebind, mutate and pass."""
+    name, other, attr, method = draw(NAMES), draw(NAMES), draw(ATTRS), draw(METHODS)
+    value, index = draw(VALUES), draw(INDICES)
+    text, rebound, mutated, passed = draw(
         st.sampled_from(
             [
-                (f"{name} = {value}", {name}, set()),
-                (f"{name}.{attr} = {value}", set(), {name}),
-                (f"{name}[{draw(INDICES)}] = {value}", set(), {name}),
-                (f"{name}.{attr}.{draw(METHODS)}({value})", set(), {name}),
-                (f"{name} += {value}", {name}, {name}),
-                (f"{name}.{attr} -= {value}", set(), {name}),
-                (f"{name}, {other} = {value}, {name}", {name, other}, set()),
-                (f"del {name}[{value}]", set(), {name}),
-                (f"g({value})", set(), set()),
+                (f"{name} = {value.text}", {name}, set(), set()),
+                (f"{name}.{attr} = {value.text}", set(), {name}, set()),
+                (f"{name}[{index.text}] = {value.text}", set(), {name} | index.mutated, index.passed),
+                (f"{name}.{attr}.{method}({value.text})", set(), {name}, value.roots),
+                (f"{name} += {value.text}", {name}, {name}, set()),
+                (f"{name}.{attr} -= {value.text}", set(), {name}, set()),
+                (f"{name}, {other} = {value.text}, {name}", {name, other}, set(), set()),
+                (f"del {name}[{value.text}]", set(), {name}, set()),
+                (f"g({value.text})", set(), set(), value.roots),
             ]
         )
     )
+    return text, rebound, mutated | value.mutated, passed | value.passed
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(statements(), min_size=1, max_size=6), st.booleans())
 def test_generated_snippets(snippet, in_function):
-    lines = [line for line, _, _ in snippet]
+    lines = [line for line, _, _, _ in snippet]
     if in_function:
-        source = "def f(a, b, c, d, e, data):\n    for it in data:\n" + "".join(
-            f"        {x}\n" for x in lines
-        )
-        code = find_code(source, "f")
+        body = "".join(f"        {line}\n" for line in lines)
+        code = find_code(f"def f(a, b, c, d, e, data):\n    for it in data:\n{body}", "f")
     else:
-        source = "for it in data:\n" + "".join(f"    {x}\n" for x in lines)
-        code = find_code(source, "<module>")
+        code = find_code("for it in data:\n" + "".join(f"    {line}\n" for line in lines), "<module>")
     body, after = loop_parts(code)
     for result in (analyze(body, after), analyze(without_targets(body), without_targets(after))):
-        for _, rebound, mutated in snippet:
+        for _, rebound, mutated, passed in snippet:
             assert rebound <= result.rebound
             assert mutated <= result.mutated
+            assert passed <= result.passed | result.mutated
         assert result.changed() <= result.read | result.rebound

@@ -101,6 +101,19 @@ def _merged(vals: Iterable[_Val]) -> _Val:
     return _Val(roots=roots, derived=bool(roots), lost=lost)
 
 
+def _merged_stacks(mine: tuple[_Val, ...], theirs: tuple[_Val, ...]) -> tuple[_Val, ...]:
+    """``mine`` where each slot may also hold the value in the same slot of ``theirs`` (NULLs kept)."""
+    return (
+        tuple(
+            replace(val, roots=val.roots | other.roots, derived=True)
+            if not other.roots <= val.roots and "null" not in (val.kind, other.kind)
+            else val
+            for val, other in zip(mine, theirs, strict=False)
+        )
+        + mine[len(theirs) :]
+    )
+
+
 @dataclass(eq=False, slots=True)
 class _Branch:
     """The stack a jump lands with, kept until the simulation is likely there."""
@@ -222,6 +235,7 @@ class _Simulation:
     stack: list[_Val] = field(default_factory=list)
     saved: list[_Branch] = field(default_factory=list)  # where the instruction after a jump may resume
     joins: list[_Branch] = field(default_factory=list)  # jumps whose values may meet the fall-through
+    at_target: dict[object, tuple[_Val, ...]] = field(default_factory=dict)  # stacks of jumps, by target
     rebound: set[str] = field(default_factory=set)
     mutated: set[str] = field(default_factory=set)
     passed: set[str] = field(default_factory=set)
@@ -253,7 +267,7 @@ class _Simulation:
                 self._for_iter(arg)
             elif opname in _UNCONDITIONAL:
                 if opname in _FORWARD:
-                    self.joins.append(_Branch(tuple(self.stack), arg))
+                    self.joins.append(_Branch(self._to_target(tuple(self.stack), arg), arg))
                 after_jump = (opname, arg if opname in _JUMPS else None)
             elif opname in _HANDLERS:
                 _HANDLERS[opname](self, arg)
@@ -306,8 +320,21 @@ class _Simulation:
             return tuple(self.stack[: max(len(self.stack) + effect, 0)])
         return (*self.stack, *[_FRESH] * effect)
 
+    def _to_target(self, stack: tuple[_Val, ...], target: object) -> tuple[_Val, ...]:
+        """``stack`` with the values of earlier jumps to the same ``target``, where one is given."""
+        if target is None:
+            return stack
+        try:
+            earlier = self.at_target.get(target)
+        except TypeError:  # an unhashable jump argument
+            return stack
+        if earlier is not None and len(earlier) == len(stack):
+            stack = _merged_stacks(stack, earlier)
+        self.at_target[target] = stack
+        return stack
+
     def _conditional_jump(self, opname: str, arg: object) -> None:
-        branch = _Branch(self._jump_stack(opname, arg), arg)
+        branch = _Branch(self._to_target(self._jump_stack(opname, arg), arg), arg)
         self.saved.append(branch)
         if not opname.startswith("SETUP_"):  # a handler entry carries no value of the fall-through
             self.joins.append(branch)
@@ -357,16 +384,19 @@ class _Simulation:
 
         Those are the points where the fall-through stack, after dipping below the jump's depth, is as deep
         again, until it dips once more: ``f(x or y)`` then passes both names, ``f(a if c else b)`` too. A
-        jump whose fall-through goes deeper first (an ``if`` statement) needs no merge."""
+        jump whose fall-through goes deeper first (an ``if`` statement) needs no merge. Values tested by a
+        jump are not where jumps meet: ``f(a if c else (b if d.e else x))`` passes ``a``."""
         depth = len(self.stack)
+        testing = self.instrs[self.index][0] in _JUMPS  # a value about to be tested is no join point
+        tested = self.index > 0 and self.instrs[self.index - 1][0] in _JUMPS
         pending = []
         for branch in self.joins:
             if depth < len(branch.stack):
-                if branch.met:
+                if branch.met and not tested:
                     continue
-                branch.armed = True
+                branch.armed, branch.met = True, False  # a met value that was only a condition
             elif depth == len(branch.stack):
-                if branch.armed:
+                if branch.armed and not testing:
                     branch.met = True
                     self._merge(branch.stack)
             elif not branch.armed:
@@ -375,10 +405,7 @@ class _Simulation:
         self.joins = pending
 
     def _merge(self, other: tuple[_Val, ...]) -> None:
-        for position, theirs in enumerate(other):
-            mine = self.stack[position]
-            if not theirs.roots <= mine.roots and "null" not in (mine.kind, theirs.kind):
-                self.stack[position] = replace(mine, roots=mine.roots | theirs.roots, derived=True)
+        self.stack = list(_merged_stacks(tuple(self.stack), other))
 
     def _end_inner_loop(self) -> None:
         """END_FOR (3.12+): back to the stack at the exit of the innermost open loop."""

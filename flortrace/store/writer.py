@@ -61,6 +61,7 @@ class SnapshotWriter:
         self._process: subprocess.Popen | None = None
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
+        self._registered = False
         self._stats = {"snapshots": 0, "bytes_raw": 0, "bytes_stored": 0, "seconds": 0.0, "send_seconds": 0.0}
         _writers.add(self)
 
@@ -94,10 +95,13 @@ class SnapshotWriter:
             metas = [{k: item[k] for k in ("kind", "loop_id", "seq", "stall")} for item in items]
             self._job = {"epoch": epoch, "reason": reason, "items": metas, "kind": metas[-1]["kind"], "nbytes": None}
             self._payload = [item["payload"] for item in items]
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._serve, name="flortrace-writer", daemon=True)
-                self._thread.start()
+            if not self._registered:
+                self._registered = True
                 atexit.register(self.close)
+            # One sender thread per job, gone when it is done: a long-lived thread would make Python 3.12+
+            # warn about os.fork() in a multi-threaded process (DataLoader workers, user code).
+            self._thread = threading.Thread(target=self._serve, name="flortrace-writer", daemon=True)
+            self._thread.start()
             self._cond.notify_all()
         return True
 
@@ -180,25 +184,21 @@ class SnapshotWriter:
     # -- sender thread -------------------------------------------------------------------------------
 
     def _serve(self) -> None:
-        while True:
-            with self._cond:
-                while self._job is None and not self._closing:
-                    self._cond.wait()
-                if self._job is None:
-                    return
-                job = self._job
-            try:
-                error, result = self._send(job)
-            except Exception as exc:  # a bug here must not leave the writer busy forever
-                error, result = f"the flortrace writer failed: {exc!r}", None
-            with self._cond:
-                if error is not None:
-                    self._fail(error)
-                elif result is not None:
-                    for key in ("snapshots", "bytes_raw", "bytes_stored", "seconds", "send_seconds"):
-                        self._stats[key] += result[key]
-                self._job = None
-                self._cond.notify_all()
+        """Send the job in flight, record the outcome, and end."""
+        with self._cond:
+            job = self._job
+        try:
+            error, result = self._send(job)
+        except Exception as exc:  # a bug here must not leave the writer busy forever
+            error, result = f"the flortrace writer failed: {exc!r}", None
+        with self._cond:
+            if error is not None:
+                self._fail(error)
+            elif result is not None:
+                for key in ("snapshots", "bytes_raw", "bytes_stored", "seconds", "send_seconds"):
+                    self._stats[key] += result[key]
+            self._job = None
+            self._cond.notify_all()
 
     def _send(self, job: dict) -> tuple[str | None, dict | None]:
         """Transfer a job's snapshots one by one, each answered by the writer: (error, stats)."""
