@@ -156,6 +156,7 @@ _UNCONDITIONAL = frozenset(
         "RAISE_VARARGS",
     }
 )
+_CONDITIONAL = _JUMPS - _UNCONDITIONAL
 _FORWARD = frozenset({"JUMP_FORWARD", "JUMP"})
 _COMPREHENSIONS = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>"})
 _BUILTINS = frozenset(vars(builtins))
@@ -387,8 +388,8 @@ class _Simulation:
         jump whose fall-through goes deeper first (an ``if`` statement) needs no merge. Values tested by a
         jump are not where jumps meet: ``f(a if c else (b if d.e else x))`` passes ``a``."""
         depth = len(self.stack)
-        testing = self.instrs[self.index][0] in _JUMPS  # a value about to be tested is no join point
-        tested = self.index > 0 and self.instrs[self.index - 1][0] in _JUMPS
+        testing = self.instrs[self.index][0] in _CONDITIONAL  # a value about to be tested is no join point
+        tested = self.index > 0 and self.instrs[self.index - 1][0] in _CONDITIONAL
         pending = []
         for branch in self.joins:
             if depth < len(branch.stack):

@@ -125,9 +125,10 @@ class Replayer(Session):
                               lineno=lineno, origin="replay", ts=time.time()))
 
     def finish(self):
-        """Replace the replayed rows of the selected epochs (and those outside epochs) by this replay's."""
+        """Replace the replayed rows of the epochs this replay ran (and those outside epochs) by its own."""
         unnumbered = [None] if self.keep_unnumbered else []
-        self.catalog.delete_logs(self.run_id, "replay", [*sorted(self.plan.selected), *unnumbered])
+        ran = sorted(set(self.executed_epochs) & self.plan.selected)
+        self.catalog.delete_logs(self.run_id, "replay", [*ran, *unnumbered])
         if self.rows:
             self.catalog.add_logs(self.run_id, self.rows)
 

@@ -18,6 +18,7 @@ import atexit
 import json
 import os
 import pickle
+import select
 import signal
 import socket
 import sqlite3
@@ -62,12 +63,14 @@ class SnapshotWriter:
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._registered = False
+        self._recv_lock = threading.Lock()
         self._stats = {"snapshots": 0, "bytes_raw": 0, "bytes_stored": 0, "seconds": 0.0, "send_seconds": 0.0}
         _writers.add(self)
 
     @property
     def busy(self) -> bool:
-        """A snapshot is in flight."""
+        """A snapshot is in flight (answers that have arrived are read first, without waiting)."""
+        self._collect(0.0)
         return self._job is not None
 
     def submit(
@@ -93,13 +96,15 @@ class SnapshotWriter:
             if self._job is not None or self.failed is not None or self._closed:
                 return False
             metas = [{k: item[k] for k in ("kind", "loop_id", "seq", "stall")} for item in items]
-            self._job = {"epoch": epoch, "reason": reason, "items": metas, "kind": metas[-1]["kind"], "nbytes": None}
+            self._job = {"epoch": epoch, "reason": reason, "items": metas, "kind": metas[-1]["kind"], "nbytes": None,
+                         "sending": True, "answered": 0, "sent_seconds": 0.0}
             self._payload = [item["payload"] for item in items]
             if not self._registered:
                 self._registered = True
                 atexit.register(self.close)
-            # One sender thread per job, gone when it is done: a long-lived thread would make Python 3.12+
-            # warn about os.fork() in a multi-threaded process (DataLoader workers, user code).
+            # One sender thread per job that only sends, gone once the bytes are out; the writer's answers are
+            # read by whoever asks next (busy, wait, close). A thread alive at os.fork() would make Python
+            # 3.12+ warn in the user's process, so a fork also waits for a send in progress (see below).
             self._thread = threading.Thread(target=self._serve, name="flortrace-writer", daemon=True)
             self._thread.start()
             self._cond.notify_all()
@@ -107,8 +112,56 @@ class SnapshotWriter:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until nothing is in flight; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._job is not None:
+            left = 0.25 if deadline is None else min(0.25, deadline - time.monotonic())
+            if left <= 0:
+                return False
+            self._collect(left)
+        return True
+
+    def _collect(self, timeout: float) -> None:
+        """Read the writer's answers that arrive within ``timeout`` seconds; end the job when all are in."""
+        job, sock = self._job, self._sock
+        if job is None or sock is None or not self._recv_lock.acquire(blocking=False):
+            if job is not None and timeout:
+                time.sleep(min(timeout, 0.01))
+            return
+        try:
+            while self._job is job and job["answered"] < len(job["items"]):
+                if not select.select([sock], [], [], timeout)[0]:
+                    return
+                try:
+                    answer = _recv_frame(sock)
+                except (OSError, EOFError):
+                    answer = None
+                if answer is None:
+                    code = self._process.poll() if self._process else None
+                    return self._end_job(job, f"the flortrace writer process exited unexpectedly (exit code {code})")
+                status, detail = pickle.loads(answer)
+                if status != "ok":
+                    return self._end_job(job, detail)
+                with self._cond:
+                    job["answered"] += 1
+                    for key in ("bytes_raw", "bytes_stored", "seconds"):
+                        self._stats[key] += detail[key]
+                    self._stats["snapshots"] += 1
+                timeout = 0.0
+            with self._cond:
+                if self._job is job and not job["sending"]:
+                    self._stats["send_seconds"] += job["sent_seconds"]
+                    self._job = None
+                    self._cond.notify_all()
+        finally:
+            self._recv_lock.release()
+
+    def _end_job(self, job: dict, error: str | None) -> None:
         with self._cond:
-            return self._cond.wait_for(lambda: self._job is None, timeout)
+            if error is not None:
+                self._fail(error)
+            if self._job is job:
+                self._job = None
+            self._cond.notify_all()
 
     def start(self) -> None:
         """Start the writer process now (the first snapshot does it otherwise, off the training thread)."""
@@ -154,16 +207,15 @@ class SnapshotWriter:
         began = time.monotonic()
         deadline = None if timeout is None else began + timeout
         announced = False
+        while self._job is not None:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            if not announced and now - began >= _PROGRESS_AFTER:
+                announced = True
+                _announce(self._job)
+            self._collect(0.25 if deadline is None else min(0.25, deadline - now))
         with self._cond:
-            while self._job is not None:
-                now = time.monotonic()
-                if deadline is not None and now >= deadline:
-                    break
-                if not announced and now - began >= _PROGRESS_AFTER:
-                    announced = True
-                    _announce(self._job)
-                wait = 0.25 if deadline is None else min(0.25, deadline - now)
-                self._cond.wait(wait)
             abandoned = self._job is not None
             self._closing = True
             self._cond.notify_all()
@@ -184,49 +236,44 @@ class SnapshotWriter:
     # -- sender thread -------------------------------------------------------------------------------
 
     def _serve(self) -> None:
-        """Send the job in flight, record the outcome, and end."""
+        """Send the job's snapshots and end; a failure to send ends the job."""
         with self._cond:
             job = self._job
         try:
-            error, result = self._send(job)
+            error = self._send(job)
         except Exception as exc:  # a bug here must not leave the writer busy forever
-            error, result = f"the flortrace writer failed: {exc!r}", None
+            error = f"the flortrace writer failed: {exc!r}"
+        if error is not None:
+            self._end_job(job, error)
         with self._cond:
-            if error is not None:
-                self._fail(error)
-            elif result is not None:
-                for key in ("snapshots", "bytes_raw", "bytes_stored", "seconds", "send_seconds"):
-                    self._stats[key] += result[key]
-            self._job = None
+            job["sending"] = False
+            self._thread = None
             self._cond.notify_all()
 
-    def _send(self, job: dict) -> tuple[str | None, dict | None]:
-        """Transfer a job's snapshots one by one, each answered by the writer: (error, stats)."""
+    def _send(self, job: dict) -> str | None:
+        """Transfer a job's snapshots one by one; returns an error message or None."""
         with self._cond:
             payloads, self._payload = self._payload, None  # only the buffers keep arrays alive from here
-        total = {"bytes_raw": 0, "bytes_stored": 0, "seconds": 0.0, "snapshots": 0, "send_seconds": 0.0}
         job["nbytes"] = 0
         payloads.reverse()
         for item in job["items"]:
-            error, result = self._send_one(job, item, payloads.pop())
+            error = self._send_one(job, item, payloads.pop())
             if error is not None:
-                return error, None
-            for key in total:
-                total[key] += result[key]
-        return None, total
+                return error
+        return None
 
-    def _send_one(self, job: dict, item: dict, payload: object) -> tuple[str | None, dict | None]:
+    def _send_one(self, job: dict, item: dict, payload: object) -> str | None:
         began = time.monotonic()
         try:
             inband, buffers = serialize(payload)
         except Exception as exc:
-            return f"cannot serialize the {item['kind']} of epoch {job['epoch']}: {exc!r}", None
+            return f"cannot serialize the {item['kind']} of epoch {job['epoch']}: {exc!r}"
         finally:
             del payload
         job["nbytes"] += len(inband) + sum(b.nbytes for b in buffers)
         self.start()
         if self.failed is not None:
-            return self.failed, None
+            return self.failed
         meta = {"epoch": job["epoch"], "reason": job["reason"], **item, "sizes": [b.nbytes for b in buffers]}
         try:
             _send_frame(self._sock, pickle.dumps(meta))
@@ -235,19 +282,13 @@ class SnapshotWriter:
             buffers.reverse()
             while buffers:
                 _send_frame(self._sock, buffers.pop())  # drop each array once sent
-            sent = time.monotonic() - began
-            answer = _recv_frame(self._sock)
-            if answer is None:
-                raise EOFError
-        except (OSError, EOFError):
+        except OSError:
             if self._closing:
-                return "the writer was closed before the snapshot was written", None
+                return "the writer was closed before the snapshot was written"
             code = self._process.poll() if self._process else None
-            return f"the flortrace writer process exited unexpectedly (exit code {code})", None
-        status, detail = pickle.loads(answer)
-        if status != "ok":
-            return detail, None
-        return None, {**detail, "snapshots": 1, "send_seconds": sent}
+            return f"the flortrace writer process exited unexpectedly (exit code {code})"
+        job["sent_seconds"] += time.monotonic() - began
+        return None
 
     def _fail(self, message: str) -> None:
         if self.failed is None:
@@ -272,7 +313,15 @@ def _forget_writers_after_fork() -> None:
         writer._forget_after_fork()
 
 
-os.register_at_fork(after_in_child=_forget_writers_after_fork)
+def _finish_sends_before_fork() -> None:
+    """Fork from a single-threaded process: wait for a send in progress (not for the disk write)."""
+    for writer in list(_writers):
+        thread = writer._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+
+os.register_at_fork(before=_finish_sends_before_fork, after_in_child=_forget_writers_after_fork)
 
 
 def _announce(job: dict) -> None:
