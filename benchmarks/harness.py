@@ -11,6 +11,7 @@ import argparse
 import importlib.util
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -67,27 +68,38 @@ def print_table(rows: list[Row], out=sys.stdout) -> None:
         print("  ".join(cells).rstrip(), file=out)
 
 
-def run(argv: list[str], cwd: str | os.PathLike, env: dict | None = None, expect: int = 0):
-    """Run a command to completion; returns (wall seconds, CompletedProcess). Raises on an unexpected exit."""
+@dataclass
+class Timed:
+    """A finished command: wall seconds, CPU seconds (user + system, its own and its children's)."""
+
+    wall: float
+    cpu: float
+    proc: subprocess.CompletedProcess
+
+
+def run(argv: list[str], cwd: str | os.PathLike, env: dict | None = None, expect: int = 0) -> Timed:
+    """Run a command to completion and time it. Raises CommandFailed on an unexpected exit code."""
     full_env = {**os.environ, **(env or {})}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     proc = subprocess.run(argv, cwd=cwd, env=full_env, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - began
+    wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if proc.returncode != expect:
         tail = (proc.stderr or proc.stdout)[-3000:]
         raise CommandFailed(f"{' '.join(map(str, argv))} (in {cwd}) exited {proc.returncode}:\n{tail}")
-    return seconds, proc
+    return Timed(wall, cpu, proc)
 
 
-def flortrace(*args: str, store: str | os.PathLike, cwd: str | os.PathLike, expect: int = 0):
-    """Run ``python -m flortrace ARGS`` against ``store``; returns (wall seconds, CompletedProcess)."""
+def flortrace(*args: str, store: str | os.PathLike, cwd: str | os.PathLike, expect: int = 0) -> Timed:
+    """Run ``python -m flortrace ARGS`` against ``store``."""
     return run([sys.executable, "-m", "flortrace", *args], cwd, {"FLORTRACE_STORE": str(store)}, expect)
 
 
 def flortrace_json(*args: str, store: str | os.PathLike, cwd: str | os.PathLike):
     """The parsed JSON a flortrace verb prints with ``--json`` (``runs``, ``show``)."""
-    _, proc = flortrace(*args, "--json", store=store, cwd=cwd)
-    return json.loads(proc.stdout)
+    return json.loads(flortrace(*args, "--json", store=store, cwd=cwd).proc.stdout)
 
 
 def has_module(name: str) -> bool:

@@ -36,16 +36,12 @@ WORKLOADS = [
 
 
 def commands(name: str, args: list[str], work: Path, store: Path) -> dict:
-    """{mode: function returning (seconds, stdout)} for one workload."""
+    """{mode: function running the command once, returning its Timed} for one workload."""
     script = str(EXAMPLES / f"{name}.py")
     py = sys.executable
 
     def command(argv, env=None):
-        def go():
-            seconds, proc = run_command(argv, work, env)
-            return seconds, proc.stdout
-
-        return go
+        return lambda: run_command(argv, work, env)
 
     out = {
         "plain": command([py, script, *args]),
@@ -60,7 +56,7 @@ def commands(name: str, args: list[str], work: Path, store: Path) -> dict:
 def snapshot_summary(store: Path, work: Path) -> str:
     runs = flortrace_json("runs", store=store, cwd=work)
     ckpt = sorted({r["checkpoints"] for r in runs})
-    memos = sorted({r.get("memos", 0) for r in runs})
+    memos = sorted({r["memos"] for r in runs})
     epochs = sorted({r["epochs"] for r in runs})
 
     def span(values):
@@ -74,23 +70,30 @@ def measure_workload(name: str, args: list[str], repeats: int) -> list[Row]:
         work = Path(tmp)
         store = work / "store"
         modes = commands(name, args, work, store)
-        times = {mode: [] for mode in modes}
+        wall = {mode: [] for mode in modes}
+        cpu = {mode: [] for mode in modes}
         outputs = {}
         for _ in range(repeats):
             for mode, command in modes.items():
-                seconds, stdout = command()
-                times[mode].append(seconds)
-                outputs.setdefault(mode, stdout)
-        med = {mode: median(ts) for mode, ts in times.items()}
+                timed = command()
+                wall[mode].append(timed.wall)
+                cpu[mode].append(timed.cpu)
+                outputs.setdefault(mode, timed.proc.stdout)
+        med = {mode: median(ts) for mode, ts in wall.items()}
+        cpu_med = {mode: median(ts) for mode, ts in cpu.items()}
         snapshots = snapshot_summary(store, work)
     differ = [mode for mode in modes if outputs[mode] != outputs["plain"]]
     label = f"{name} {' '.join(args)}".strip()
+
+    def cpu_overhead(mode):
+        return f"CPU {fmt_overhead(cpu_med[mode] / cpu_med['plain'])}"
+
     rows = [
         Row(
             "record",
             f"{label}: wall, median of {repeats}",
             f"flortrace {fmt_overhead(med['flortrace'] / med['plain'])}",
-            f"plain {fmt_seconds(med['plain'])}, flortrace {fmt_seconds(med['flortrace'])}; {snapshots}",
+            f"{cpu_overhead('flortrace')}; plain {fmt_seconds(med['plain'])}; {snapshots}",
         )
     ]
     for mode in modes:
@@ -100,7 +103,7 @@ def measure_workload(name: str, args: list[str], repeats: int) -> list[Row]:
                     "record",
                     f"{label}: instead, {mode}",
                     f"{mode} {fmt_overhead(med[mode] / med['plain'])}",
-                    f"{fmt_seconds(med[mode])}, same runs as above",
+                    f"{cpu_overhead(mode)}; same runs as above",
                 )
             )
     if differ:

@@ -31,19 +31,19 @@ class Bench:
 
     def record(self) -> float:
         digits_hindsight(self.script, None)
-        seconds, _ = flortrace("-q", self.script.name, *self.args, store=self.store, cwd=self.work)
-        return seconds
+        return flortrace("-q", self.script.name, *self.args, store=self.store, cwd=self.work).wall
 
     def replay(self, level: str, *options: str) -> tuple[float, str, int]:
         """(seconds, replay summary, values logged) of one replay of the edited script."""
         name = digits_hindsight(self.script, level)
         command = ["replay", *options, self.script.name, *self.args]
-        seconds, proc = flortrace(*command, store=self.store, cwd=self.work)
-        _, logs = flortrace("logs", "--name", name, "--format", "json", store=self.store, cwd=self.work)
-        values = [r for r in json.loads(logs.stdout) if r["origin"] == "replay"]
+        replay = flortrace(*command, store=self.store, cwd=self.work)
+        logs = flortrace("logs", "--name", name, "--format", "json", store=self.store, cwd=self.work)
+        values = [r for r in json.loads(logs.proc.stdout) if r["origin"] == "replay"]
         if not values:
-            raise RuntimeError(f"replay {' '.join(options)} logged no {name} values:\n{proc.stderr[-2000:]}")
-        return seconds, summary(proc.stderr), len(values)
+            detail = replay.proc.stderr[-2000:]
+            raise RuntimeError(f"replay {' '.join(options)} logged no {name} values:\n{detail}")
+        return replay.wall, summary(replay.proc.stderr), len(values)
 
 
 def measure(quick: bool) -> list[Row]:

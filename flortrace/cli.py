@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import __version__, config
@@ -128,4 +129,10 @@ def entry():
     """The ``flortrace`` console script."""
     from .runner import exit_process
 
-    exit_process(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:  # `flortrace logs | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
+    exit_process(code)

@@ -24,15 +24,14 @@ class Policy:
             self.estimate = seconds if self.estimate is None else 0.5 * (self.estimate + seconds)
 
     def decide(self, epoch_seconds, writer_busy):
-        """Decide at the start of an epoch; ``epoch_seconds`` is the last epoch's compute time (or None).
-
-        Returns (take, reason)."""
-        if writer_busy:
-            return False, "writer still busy with the previous snapshot"
+        """Decide at the start of an epoch; ``epoch_seconds`` is the last epoch's compute time (or None),
+        ``writer_busy()`` asked only when the budget allows a snapshot. Returns (take, reason)."""
         if self.estimate is None:
-            return True, "first snapshot: measuring its cost"
+            return (False, "writer still busy") if writer_busy() else (True, "first snapshot: measuring its cost")
         allowed = self.overhead * (self.compute + (epoch_seconds or 0.0))
         left = allowed - self.stall
-        if self.estimate <= left:
-            return True, f"fits the budget (est. {self.estimate:.3g}s <= {left:.3g}s left)"
-        return False, f"over budget (est. {self.estimate:.3g}s > {left:.3g}s left)"
+        if self.estimate > left:
+            return False, f"over budget (est. {self.estimate:.3g}s > {left:.3g}s left)"
+        if writer_busy():
+            return False, "writer still busy with the previous snapshot"
+        return True, f"fits the budget (est. {self.estimate:.3g}s <= {left:.3g}s left)"

@@ -21,6 +21,10 @@ from .session import Session
 DYNAMIC_EPOCHS = 2  # epochs whose blocks are fingerprinted to discover changesets
 FLUSH_ROWS = 2000  # buffered catalog rows before a write
 FLUSH_SECONDS = 2.0  # ... or seconds since the last write
+# A loop over many items whose first "epoch" is this short is a loop over data (lines to tokenize, say), not
+# over epochs: it is demoted, and its inner loops run untracked.
+MIN_EPOCH_SECONDS = 5e-3
+MANY_ITERATIONS = 10_000
 
 
 class Recorder(Session):
@@ -50,6 +54,9 @@ class Recorder(Session):
         self._block_fp = {}
         self._taken = []  # (epoch, kind, loop id, changeset size when captured)
         self._last_compute = None
+        self._last_decision = None
+        self._own = 0.0
+        self._main_runs_dirty = False
 
     # ---- instrumentation callback ---------------------------------------------------------------
     def register(self, loops):
@@ -66,14 +73,42 @@ class Recorder(Session):
     def on_top_exit(self, act):
         self._top_fp.pop(act, None)
 
+    def _fingerprint(self, items):
+        return changeset.fingerprints(items)
+
+    def keep_main(self, act):
+        if (act.length or 0) < MANY_ITERATIONS:
+            return True
+        return perf_counter() - act.started - self._own >= MIN_EPOCH_SECONDS
+
+    def on_demoted(self, act):
+        """Its first epoch was too short to be an epoch (a loop over lines calling a tokenizer, say):
+        forget it was a main loop; its iterations and inner loops now run untracked."""
+        loop_id, epoch = act.info.id, self.epoch
+        self.main_runs = [m for m in self.main_runs if (m["loop_id"], m["run"]) != (loop_id, act.seq)]
+        for key, (kind, parent) in list(self.kinds.items()):
+            if key == loop_id or parent == loop_id:
+                del self.kinds[key]
+                self.block_items.pop(key, None)
+                self.reasons.pop(key, None)
+        self._rows["blocks"] = [r for r in self._rows["blocks"] if r[0] != epoch]
+        self._rows["decisions"] = [r for r in self._rows["decisions"] if r[0] != epoch]
+        for row in self._rows["logs"]:
+            if row["epoch"] == epoch:
+                row["epoch"] = row["step"] = None
+        self._memos, self._snap, self._main_fp, self._last_decision = [], False, None, None
+
     def on_main(self, act):
+        t0 = perf_counter()
         self.kinds[act.info.id] = ("main", None)
         self._new_loops.append(act.info)
         self.main_runs.append(dict(loop_id=act.info.id, run=act.seq, base=act.base))
-        self.catalog.set_run_info(self.run_id, main_runs=self.main_runs)
+        self._main_runs_dirty = True
         self._start_epoch(act)
+        self._own = perf_counter() - t0  # our own time in this epoch, not the script's
 
     def on_epoch_start(self, act):
+        self._own = 0.0
         self._start_epoch(act)
 
     def _start_epoch(self, act):
@@ -82,30 +117,34 @@ class Recorder(Session):
             self.notify(f"checkpointing stopped, training goes on: {self.writer.failed}")
         self._epoch_stall = 0.0
         self._memos = []
-        take, reason = self.policy.decide(self._last_compute, self.writer.busy)
+        take, reason = self.policy.decide(self._last_compute, lambda: self.writer.busy)
         self._snap = take
-        self._decide(self.epoch, "snapshot", None, "take" if take else "skip", reason)
+        action = "take" if take else "skip"
+        if take or (action, reason.partition(" (")[0]) != self._last_decision:  # a run of skips: one row
+            self._decide(self.epoch, "snapshot", None, action, reason)
+        self._last_decision = (action, reason.partition(" (")[0])
         if self.epochs_done < DYNAMIC_EPOCHS:
             first = self._top_fp.pop(act, None) if act.index == 0 else None
-            self._main_fp = first or changeset.fingerprints(changeset.namespace(act.frame))
+            self._main_fp = first or self._fingerprint(changeset.namespace(act.frame))
 
     def on_epoch_end(self, act, last):
         now = perf_counter()
         epoch = self.epoch
         seconds = now - act.started
         if self._main_fp is not None:
-            after = changeset.fingerprints(changeset.namespace(act.frame))
+            after = self._fingerprint(changeset.namespace(act.frame))
             body = act.info.effects
             for key in changeset.changed(self._main_fp, after):
                 if key[0] == "local" and frames.is_function_frame(act.frame) and key[1] not in body.read | body.read_after:
                     continue  # a local of the main loop's function that is dead after each epoch
                 self._add_main(key, "changed during an epoch")
             self._main_fp = None
-        body = act.info.effects
-        for name in body.rebound & (body.read | body.read_after):
-            scope, _ = _lookup(act.frame, name)
-            self._add_main((scope, name), "rebound in the epoch loop")
-        self._invalidate()
+        if self.epochs_done < DYNAMIC_EPOCHS:
+            body = act.info.effects
+            for name in body.rebound & (body.read | body.read_after):
+                scope, _ = _lookup(act.frame, name)
+                self._add_main((scope, name), "rebound in the epoch loop")
+            self._invalidate()
         if self._snap or last:
             self._checkpoint(act, epoch, last)
         self._add("epochs", (epoch, act.info.id, act.index, time.time() - seconds, seconds))
@@ -177,34 +216,38 @@ class Recorder(Session):
         return out
 
     def on_block_enter(self, act, can_skip):
+        t0 = perf_counter()
         if act.info.id not in self.kinds:
             self.kinds[act.info.id] = ("block", self.stack[0].info.id)
             self._new_loops.append(act.info)
         if self.epochs_done < DYNAMIC_EPOCHS:
-            self._block_fp[act] = changeset.fingerprints(self._block_candidates(act))
+            self._block_fp[act] = self._fingerprint(self._block_candidates(act))
         act.started = perf_counter()
+        self._own += act.started - t0
         return False
 
     def on_block_exit(self, act, skipped):
-        seconds = perf_counter() - act.started
+        t0 = perf_counter()
+        seconds = t0 - act.started
         info = act.info
         keys = self.block_items.setdefault(info.id, set())
         before = self._block_fp.pop(act, None)
         main = self.stack[0].frame if self.stack else act.frame
         where = "main" if act.frame is main else "block"
         if before is not None:
-            for key in changeset.changed(before, changeset.fingerprints(self._block_candidates(act))):
+            for key in changeset.changed(before, self._fingerprint(self._block_candidates(act))):
                 if key[:2] == ("block", "local") and key[2] not in info.effects.read_after:
                     continue  # a local of the block's function that nothing reads after the loop
                 if key not in keys:
                     keys.add(key)
                     self.reasons.setdefault(info.id, {})[key[2]] = "changed during the block"
-        fx = info.effects
-        for name in fx.rebound & (fx.read_after | fx.read):
-            scope, _ = _lookup(act.frame, name)
-            if (where, scope, name) not in keys:
-                keys.add((where, scope, name))
-                self.reasons.setdefault(info.id, {})[name] = "rebound in the block"
+        if before is not None:
+            fx = info.effects
+            for name in fx.rebound & (fx.read_after | fx.read):
+                scope, _ = _lookup(act.frame, name)
+                if (where, scope, name) not in keys:
+                    keys.add((where, scope, name))
+                    self.reasons.setdefault(info.id, {})[name] = "rebound in the block"
         if self._snap and self.epoch is not None:
             t0 = perf_counter()
             payload, problems = changeset.capture(_resolve({k: None for k in keys}, {"main": main, "block": act.frame}))
@@ -215,6 +258,7 @@ class Recorder(Session):
                                     partial=bool(problems), size=len(keys)))
         if self.epoch is not None:
             self._add("blocks", (self.epoch, info.id, act.seq, act.steps, seconds))
+        self._own += perf_counter() - t0
 
     # ---- logs and catalog rows ---------------------------------------------------------------------
     def log(self, name, value, lineno=None):
@@ -236,6 +280,9 @@ class Recorder(Session):
         """Write buffered rows: at snapshots, every few seconds, and at the end (tiny epochs stay cheap)."""
         if not force and perf_counter() - self._flushed < FLUSH_SECONDS:
             return
+        if self._main_runs_dirty:
+            self.catalog.set_run_info(self.run_id, main_runs=self.main_runs)
+            self._main_runs_dirty = False
         if self._new_loops:
             self.catalog.add_loops(self.run_id, [self._loop_row(i) for i in self._new_loops])
             self._new_loops = []

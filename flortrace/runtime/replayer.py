@@ -34,12 +34,15 @@ class Replayer(Session):
         """Loops of the edited source; the plan already knows them."""
 
     # ---- the main loop ---------------------------------------------------------------------------
+    def may_become_main(self, act):
+        return False  # main loops come from the recording (drive_top), never from what runs now
+
     def drive_top(self, act, iterable):
         main = self.plan.main_run(act.info.id, act.seq)
         return None if main is None else self._epochs(act, main, iter(iterable))
 
     def _epochs(self, act, main, it):
-        act.main, act.base = True, main.base
+        act.main, act.base, act.first = True, main.base, -1
         if not self._settings_applied and self.plan.torch_settings:
             state.apply_torch_settings(self.plan.torch_settings)  # same threads and flags as the recording
             self._settings_applied = True

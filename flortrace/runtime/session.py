@@ -22,7 +22,7 @@ class Activation:
 
     __slots__ = (
         "info", "frame", "role", "whileloop", "index", "iterating", "main", "base", "step", "seq", "steps",
-        "started", "counter", "skipped",
+        "started", "counter", "skipped", "nested", "first", "length",
     )
 
     def __init__(self, info: LoopInfo, frame, role, whileloop=False):
@@ -30,6 +30,8 @@ class Activation:
         self.index, self.iterating, self.main, self.base = -1, False, False, 0
         self.step, self.seq, self.steps, self.started = None, 0, 0, 0.0
         self.counter, self.skipped = None, False  # for-loop blocks: steps taken so far; skipped on replay
+        self.nested, self.first = True, None  # top loops: track loops inside? index of the first epoch
+        self.length = None  # top loops: len() of the iterable when it has one
 
 
 _first = itemgetter(0)
@@ -87,6 +89,17 @@ class Session:
     def on_top_enter(self, act):
         """A top loop is about to run its first iteration."""
 
+    def may_become_main(self, act):
+        """Whether a top loop may turn into a main loop because a loop ran inside it."""
+        return True
+
+    def keep_main(self, act):
+        """Asked at the end of a main loop's first epoch; False demotes it to a plain loop."""
+        return True
+
+    def on_demoted(self, act):
+        """The main loop ``act`` was demoted after its first epoch: forget what was recorded for it."""
+
     def on_main(self, act):
         """A top loop was just confirmed as a main loop (during its iteration ``act.index``)."""
 
@@ -130,15 +143,34 @@ class Session:
         depth = len(self.stack)
         if depth == 0:
             return self._top(iterable, Activation(info, frame, "top"))
-        if depth == 1 and self.stack[0].iterating:
+        if depth == 1 and self._nests(self.stack[0]):
             return self._block(iterable, self._new_block(info, frame, False))
         return iterable
+
+    def _nests(self, top):
+        """True when a loop starting now inside ``top`` is a block (confirming ``top`` as main if needed)."""
+        if not (top.iterating and top.nested):
+            return False
+        if top.main:
+            return True
+        if not self.may_become_main(top):
+            top.nested = False
+            return False
+        top.main = True
+        top.first = top.index
+        top.base = self.next_epoch - top.index
+        self.epoch = top.base + top.index
+        self.block_seq = 0
+        self.on_main(top)
+        return True
 
     def _count_top(self, act):
         act.seq = self.top_runs.get(act.info.id, 0)
         self.top_runs[act.info.id] = act.seq + 1
 
     def _top(self, iterable, act):
+        if isinstance(iterable, (list, tuple, range, dict)):
+            act.length = len(iterable)
         self._count_top(act)
         self.stack.append(act)
         self.on_top_enter(act)
@@ -176,13 +208,6 @@ class Session:
         self.on_block_exit(act, act.skipped)
 
     def _new_block(self, info, frame, whileloop):
-        top = self.stack[0]
-        if not top.main:
-            top.main = True
-            top.base = self.next_epoch - top.index
-            self.epoch = top.base + top.index
-            self.block_seq = 0
-            self.on_main(top)
         act = Activation(info, frame, "block", whileloop)
         act.seq = self.block_seq
         self.block_seq += 1
@@ -202,6 +227,11 @@ class Session:
     def _end_iteration(self, act, last):
         act.iterating = False
         del self.stack[1:]
+        if act.main and act.index == act.first and not self.keep_main(act):
+            act.main = act.nested = False
+            self.on_demoted(act)
+            self.epoch = None
+            return
         if act.main:
             self.on_epoch_end(act, last)
             self.next_epoch = self.epoch + 1
@@ -239,7 +269,7 @@ class Session:
             self._count_top(act)
             self.stack.append(act)
             self.on_top_enter(act)
-        elif depth == 1 and self.stack[0].iterating:
+        elif depth == 1 and self._nests(self.stack[0]):
             act = self._new_block(info, frame, True)
             self.on_block_enter(act, False)
             act.step = -1

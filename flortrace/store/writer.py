@@ -70,7 +70,8 @@ class SnapshotWriter:
     @property
     def busy(self) -> bool:
         """A snapshot is in flight (answers that have arrived are read first, without waiting)."""
-        self._collect(0.0)
+        if self._job is not None and self._thread is None:  # all sent: answers may be waiting
+            self._collect(0.0)
         return self._job is not None
 
     def submit(
