@@ -207,19 +207,13 @@ def test_plan_runs_nothing(tmp_path):
 TORCH_EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "digits_cnn.py"
 
 
-@pytest.mark.parametrize("where", ["epoch", "batch"])
-def test_torch_digits(tmp_path, where):
+def test_torch_digits_batch_level_on_an_epoch_range(tmp_path):
+    """(The epoch-level case on the same example is in test_examples_flortrace.)"""
     pytest.importorskip("torch")
     pytest.importorskip("sklearn")
     src = TORCH_EXAMPLE.read_text()
-    if where == "epoch":
-        edited = edit(src, "scheduler.step()", "flortrace.log('fc2', model.fc2.weight.norm().item())")
-        args = ()
-    else:
-        edited = edit(src, "opt.step()", "flortrace.log('loss', loss.item())")
-        args = ("--epochs", "2:4")
-    chosen = {2, 3} if args else None
-    replayed, fresh, _ = scenario(tmp_path, src, edited, ["--quick", "--epochs", "4"], args, chosen)
+    edited = edit(src, "opt.step()", "flortrace.log('loss', loss.item())")
+    replayed, fresh, _ = scenario(tmp_path, src, edited, ["--quick", "--epochs", "4"], ("--epochs", "2:4"), {2, 3})
     assert replayed and replayed == fresh
 
 

@@ -10,7 +10,7 @@ import json.encoder
 import sys
 import textwrap
 import types
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 
 import bytecode
 import pytest
@@ -68,23 +68,21 @@ def loop_parts(code: types.CodeType, which: int = 0, handlers: bool = True) -> t
     return pairs(body), pairs(k for k in range(exit_, len(instrs)) if k not in body)
 
 
-def effects(source: str, name: str = "f", which: int = 0) -> LoopEffects:
-    return analyze(*loop_parts(find_code(source, name), which))
-
-
 def check(
     source: str,
     *,
     name: str = "f",
-    rebound: set[str] = frozenset(),
-    mutated: set[str] = frozenset(),
-    passed: set[str] = frozenset(),
-    called: set[str] = frozenset(),
-    read: set[str] | None = None,
-    read_after: set[str] | None = None,
-    globals_: set[str] | None = None,
+    rebound: Set[str] = frozenset(),
+    mutated: Set[str] = frozenset(),
+    passed: Set[str] = frozenset(),
+    called: Set[str] = frozenset(),
+    read: Set[str] | None = None,
+    read_after: Set[str] | None = None,
+    globals_: Set[str] | None = None,
 ) -> LoopEffects:
-    result = effects(source, name)
+    body, after = loop_parts(find_code(source, name))
+    result = analyze(body, after)
+    assert analyze(without_targets(body), without_targets(after)) == result
     assert result.rebound == rebound
     assert result.mutated == mutated
     assert result.passed == passed
@@ -450,6 +448,27 @@ def test_function_defined_in_body():
     )
 
 
+def test_imports_decorators_and_classes_in_body():
+    check(
+        """
+        def f(data):
+            for x in data:
+                import os.path as osp
+                from json import dumps as to_json
+                import collections.abc
+                @register
+                def handler():
+                    pass
+                class Local(Base):
+                    pass
+        """,
+        rebound={"x", "osp", "to_json", "collections", "handler", "Local"},
+        passed={"Base"},
+        called={"register"},
+        read={"register", "Base", "__name__"},  # the class body reads __name__ for __module__
+    )
+
+
 def test_module_level_loop():
     check(
         """
@@ -507,6 +526,22 @@ def test_odd_input_does_not_raise():
         ]
     )
     assert "g" in result.read
+
+
+ARGS = st.one_of(
+    st.none(),
+    st.integers(-3, 70_000),
+    st.sampled_from(["x", "y", "<genexpr>"]),
+    st.tuples(st.booleans(), st.sampled_from(["x", "y"])),
+    st.tuples(st.sampled_from(["x", "y"]), st.sampled_from(["x", "y"])),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(sorted(dis.opmap)), ARGS), max_size=40))
+def test_any_instruction_sequence_is_analyzed(pairs):
+    result = analyze(pairs, pairs)
+    assert result.changed() <= result.read | result.rebound
 
 
 BYTECODE_FORM_SNIPPETS = [

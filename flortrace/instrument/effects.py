@@ -102,15 +102,13 @@ def _merged(vals: Iterable[_Val]) -> _Val:
 
 
 def _merged_stacks(mine: tuple[_Val, ...], theirs: tuple[_Val, ...]) -> tuple[_Val, ...]:
-    """``mine`` where each slot may also hold the value in the same slot of ``theirs`` (NULLs kept)."""
-    return (
-        tuple(
-            replace(val, roots=val.roots | other.roots, derived=True)
-            if not other.roots <= val.roots and "null" not in (val.kind, other.kind)
-            else val
-            for val, other in zip(mine, theirs, strict=False)
-        )
-        + mine[len(theirs) :]
+    """``mine`` where each slot may also hold the value in the same slot of ``theirs``, a stack as deep;
+    NULL slots stay what they are."""
+    return tuple(
+        replace(val, roots=val.roots | other.roots, derived=True)
+        if not other.roots <= val.roots and "null" not in (val.kind, other.kind)
+        else val
+        for val, other in zip(mine, theirs, strict=True)
     )
 
 
@@ -134,6 +132,7 @@ class _Hidden:
     done: bool = False  # its loop ended: the next STORE_FAST of the name restores the outer value
 
 
+_SLACK = 256  # how far below the simulated stack an argument may reach: more is no real code
 _NULL_AFTER_CALLABLE = sys.version_info >= (3, 13)
 _HAS_END_FOR = "END_FOR" in dis.opmap
 _HASARG = frozenset(getattr(dis, "hasarg", ())) or frozenset(range(dis.HAVE_ARGUMENT, 256))
@@ -171,7 +170,7 @@ def _int(arg: object) -> int:
     if isinstance(arg, int):
         return arg
     try:
-        return int(arg)  # type: ignore[call-overload]  # IntEnum args of the bytecode package
+        return int(arg)  # an IntEnum of the bytecode package
     except (TypeError, ValueError):
         return 0
 
@@ -183,7 +182,7 @@ def _net_effect(opname: str, arg: object, jump: bool | None = None) -> int:
         return 0
     try:
         return dis.stack_effect(op, _int(arg) if op in _HASARG else None, jump=jump)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         return 0
 
 
@@ -290,7 +289,7 @@ class _Simulation:
 
     def _pop_many(self, count: int) -> list[_Val]:
         """The top ``count`` values, deepest first."""
-        vals = [self._pop() for _ in range(max(count, 0))]
+        vals = [self._pop() for _ in range(max(min(count, len(self.stack) + _SLACK), 0))]
         vals.reverse()
         return vals
 
@@ -300,10 +299,13 @@ class _Simulation:
             return True
         return False
 
-    def _reach(self, depth: int) -> None:
-        """Make sure ``depth`` slots exist, filling the bottom with lost values."""
+    def _reach(self, depth: int) -> int:
+        """Make sure ``depth`` slots exist (at least one, not absurdly many), filling the bottom with lost
+        values; returns the depth made sure of."""
+        depth = min(max(depth, 1), len(self.stack) + _SLACK)
         if len(self.stack) < depth:
             self.stack[:0] = [_LOST] * (depth - len(self.stack))
+        return depth
 
     def _unknown(self, opname: str, arg: object) -> None:
         effect = _net_effect(opname, arg, jump=False)
@@ -429,8 +431,7 @@ class _Simulation:
         self.lost = self.lost or val.lost
 
     def _call(self, func: _Val, args: list[_Val]) -> _Val:
-        lost = func.lost or any(arg.lost for arg in args)
-        self.lost = self.lost or lost
+        self.lost = self.lost or func.lost or any(arg.lost for arg in args)
         if func.kind == "comp":
             for arg in args:
                 if "mutated" in func.param:
@@ -708,18 +709,15 @@ class _Simulation:
 
     @_handles("COPY")
     def _copy(self, arg: object) -> None:
-        depth = max(_int(arg), 1)
-        self._reach(depth)
-        self._push(self.stack[-depth])
+        self._push(self.stack[-self._reach(_int(arg))])
 
     @_handles("SWAP")
     def _swap(self, arg: object) -> None:
-        depth = max(_int(arg), 1)
-        self._reach(depth)
+        depth = self._reach(_int(arg))
         self.stack[-1], self.stack[-depth] = self.stack[-depth], self.stack[-1]
 
     def _rotate(self, depth: int) -> None:
-        self._reach(depth)
+        depth = self._reach(depth)
         self.stack.insert(len(self.stack) - depth, self.stack.pop())
 
     @_handles("ROT_TWO")
@@ -736,7 +734,7 @@ class _Simulation:
 
     @_handles("ROT_N")
     def _rot_n(self, arg: object) -> None:
-        self._rotate(max(_int(arg), 1))
+        self._rotate(_int(arg))
 
     # -- containers ---------------------------------------------------------------------------------------
 
@@ -753,18 +751,18 @@ class _Simulation:
         self._push(_merged(self._pop_many(_int(arg) + 1)))
 
     def _add_to(self, depth: int, vals: list[_Val]) -> None:
-        self._reach(depth)
+        depth = self._reach(depth)
         self.stack[-depth] = _merged([self.stack[-depth], *vals])
 
     @_handles("LIST_APPEND", "SET_ADD", "LIST_EXTEND", "SET_UPDATE", "DICT_UPDATE", "DICT_MERGE")
     def _container_add(self, arg: object) -> None:
         val = self._pop()
-        self._add_to(max(_int(arg), 1), [val])
+        self._add_to(_int(arg), [val])
 
     @_handles("MAP_ADD")
     def _map_add(self, arg: object) -> None:
         vals = self._pop_many(2)
-        self._add_to(max(_int(arg), 1), vals)
+        self._add_to(_int(arg), vals)
 
     @_handles("LIST_TO_TUPLE", "CALL_INTRINSIC_1")
     def _keep_roots(self, arg: object) -> None:
