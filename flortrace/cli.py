@@ -116,7 +116,7 @@ def _guard(fn):
 
 
 def main(argv=None):
-    """Run the command line; returns the exit code (130: the script was interrupted, see runner.exit_process)."""
+    """Run the command line; returns the exit code (130: the script was interrupted, see exit_process)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in VERBS:
         from . import verbs

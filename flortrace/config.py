@@ -1,4 +1,4 @@
-"""Settings: command-line flags > FLORTRACE_* environment variables > [tool.flortrace] in pyproject.toml > defaults."""
+"""Settings: flags > FLORTRACE_* environment variables > [tool.flortrace] in pyproject.toml > defaults."""
 
 from __future__ import annotations
 

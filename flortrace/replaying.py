@@ -28,7 +28,9 @@ def find_run(catalog, target, module, run_id):
     script = target if module else str(Path(os.path.abspath(target)))
     found = catalog.latest_run(script)
     if found is None:
-        raise StoreError(f"no recorded run of {target} in this store; record it first: python -m flortrace {target}")
+        raise StoreError(
+            f"no recorded run of {target} in this store; record it first: python -m flortrace {target}"
+        )
     return found
 
 
@@ -44,19 +46,25 @@ def make_plan(store, target, argv, settings, module, run_id, epochs, force):
 
 
 def print_plan(run, plan, out=sys.stdout):
-    print(f"replay plan for run {run['id']} ({run['script']}), {len(plan.selected)} epoch(s) selected", file=out)
+    print(
+        f"replay plan for run {run['id']} ({run['script']}), {len(plan.selected)} epoch(s) selected", file=out
+    )
     for note in plan.notes:
         print(f"  note: {note}", file=out)
     if plan.probes:
         print(f"  probes (blocks that re-execute): {', '.join(sorted(plan.probes))}", file=out)
     for epoch, action, seconds in plan.steps():
         print(f"  epoch {epoch:>4}: {action:<40} ~{seconds:.2f}s", file=out)
-    print(f"  estimated time: {plan.estimate():.2f}s (recorded epochs took {sum(plan.epoch_seconds.values()):.2f}s)",
-          file=out)
+    print(
+        f"  estimated time: {plan.estimate():.2f}s "
+        f"(recorded epochs took {sum(plan.epoch_seconds.values()):.2f}s)",
+        file=out,
+    )
 
 
-def replay(target, argv, settings, module=False, run_id=None, epochs=None, force=False, plan_only=False,
-           segment=None):
+def replay(
+    target, argv, settings, module=False, run_id=None, epochs=None, force=False, plan_only=False, segment=None
+):
     """Replay; ``segment`` = (index, count) when this process is one worker of a parallel replay."""
     notify = stderr_notice(settings["quiet"])
     store = Store.open_existing(settings["store"])
@@ -74,8 +82,15 @@ def replay(target, argv, settings, module=False, run_id=None, epochs=None, force
         store.close()
         return replay_parallel(target, argv, settings, module, run, plan, notify)
     last_segment = segment is None or segment[0] == segment[1] - 1
-    replayer = Replayer(plan, lambda manifest: load_snapshot(store, manifest), store.catalog, run["id"],
-                        settings["tolerance"], notify, keep_unnumbered=last_segment)
+    replayer = Replayer(
+        plan,
+        lambda manifest: load_snapshot(store, manifest),
+        store.catalog,
+        run["id"],
+        settings["tolerance"],
+        notify,
+        keep_unnumbered=last_segment,
+    )
     project = ProjectFilter(project_root(target, module), settings["include"], settings["exclude"])
     patch = Instrumenter(project, replayer.register, lambda rel, src: None)
     finder = InstrumentingFinder(project, patch)
@@ -115,7 +130,8 @@ def report(replayer, run, code, notify):
         notify(f"see: python -m flortrace logs --run {run['id']} " + " ".join(f"--name {n}" for n in names))
     for d in replayer.divergences[:20]:
         print(
-            f"flortrace: divergence at epoch {d['epoch']} step {d['step']}: {d['name']} recorded {d['recorded']!r}, "
+            f"flortrace: divergence at epoch {d['epoch']} step {d['step']}: {d['name']} "
+            f"recorded {d['recorded']!r}, "
             f"replayed {d['replayed']!r}",
             file=sys.stderr,
         )

@@ -42,7 +42,9 @@ def resolve_script(path):
             raise NoScript(f"{_interpreter()}: can't find '__main__' module in {str(full)!r}", 1)
         return main
     if not p.exists():
-        raise NoScript(f"{_interpreter()}: can't open file {str(full)!r}: [Errno 2] No such file or directory", 2)
+        raise NoScript(
+            f"{_interpreter()}: can't open file {str(full)!r}: [Errno 2] No such file or directory", 2
+        )
     return full
 
 
@@ -126,8 +128,10 @@ def _without_our_frames(tb, is_import_error):
             chunk = []
         tb = tb.tb_next
     frames += chunk
-    if any(t.tb_frame.f_code.co_filename in _IMPORTLIB and t.tb_frame.f_code.co_name == "_find_and_load"
-           for t in frames):
+    if any(
+        t.tb_frame.f_code.co_filename in _IMPORTLIB and t.tb_frame.f_code.co_name == "_find_and_load"
+        for t in frames
+    ):
         kept, chunk = [], []
         for t in frames:
             code = t.tb_frame.f_code

@@ -31,7 +31,9 @@ def replay(argv):
     p.add_argument("--plan", action="store_true", help="print the plan and an estimated time; run nothing")
     p.add_argument("--force", action="store_true", help="replay even if the edit changes state or loops")
     p.add_argument("--tolerance", type=float, help="relative tolerance for the fidelity check (default 0)")
-    p.add_argument("--workers", type=int, help="parallel workers, each replaying a checkpoint-aligned segment")
+    p.add_argument(
+        "--workers", type=int, help="parallel workers, each replaying a checkpoint-aligned segment"
+    )
     p.add_argument("--backend", choices=["local", "ray"], help="where workers run (default local processes)")
     p.add_argument("--address", help="Ray cluster address for --backend ray (default: start a local Ray)")
     p.add_argument("--segment", help=argparse.SUPPRESS)
@@ -39,14 +41,28 @@ def replay(argv):
     p.add_argument("-m", dest="module", help="replay a module recorded with -m")
     p.add_argument("target", nargs="?", help="the (edited) script")
     p.usage = "flortrace replay [options] script.py [args ...]"
-    p.epilog = "Exit code: the script's; 3 when re-executed code logged values that differ from the recording."
+    p.epilog = (
+        "Exit code: the script's; 3 when re-executed code logged values that differ from the recording."
+    )
     own, rest = split_at_script(
-        argv, {"--run", "--epochs", "--tolerance", "--store", "--workers", "--backend", "--address", "--segment", "-m"}
+        argv,
+        {
+            "--run",
+            "--epochs",
+            "--tolerance",
+            "--store",
+            "--workers",
+            "--backend",
+            "--address",
+            "--segment",
+            "-m",
+        },
     )
     ns = p.parse_args(own)
     ns.args = rest
     from .replay.epochs import SpecError, parse
-    from .replaying import make_plan, replay as run_replay
+    from .replaying import make_plan
+    from .replaying import replay as run_replay
 
     settings = _settings(ns, quiet=ns.quiet, tolerance=ns.tolerance, workers=ns.workers, backend=ns.backend)
     settings["address"] = ns.address
@@ -54,7 +70,9 @@ def replay(argv):
     if ns.segment:
         index, _, count = ns.segment.partition("/")
         segment = (int(index), int(count))
-    target, args = (ns.module, ([ns.target] if ns.target else []) + ns.args) if ns.module else (ns.target, ns.args)
+    target, args = (
+        (ns.module, ([ns.target] if ns.target else []) + ns.args) if ns.module else (ns.target, ns.args)
+    )
     if target is None:
         p.error("no script given")
     epochs = None
@@ -85,9 +103,9 @@ def _size(n):
 def _table(rows, columns, out=sys.stdout):
     cells = [[str(r.get(c, "")) if r.get(c) is not None else "-" for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(), file=out)
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(), file=out)
     for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip(), file=out)
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip(), file=out)
 
 
 def runs(argv):
@@ -134,7 +152,10 @@ def show(argv):
         return 0
     r = data["run"]
     print(f"run {r['id']}  {r['status']}  {r['script']} {' '.join(r['argv'] or [])}")
-    print(f"  started {_when(r['started'])}, ended {_when(r['ended'])}, exit code {r['exit_code']}, git {r['git']}")
+    print(
+        f"  started {_when(r['started'])}, ended {_when(r['ended'])}, "
+        f"exit code {r['exit_code']}, git {r['git']}"
+    )
     print("loops:")
     for loop in data["loops"]:
         print(f"  {loop['kind']:<5} {loop['loop_id']} (line {loop['lineno']})")
@@ -151,7 +172,10 @@ def show(argv):
         got = snaps.get(e["epoch"], [])
         kinds = ", ".join(sorted({s["kind"] for s in got})) or "-"
         stored = sum(s["stored"] or 0 for s in got)
-        print(f"  {e['epoch']:>4}  {e['seconds']:8.3f}s  {kinds:<18} {_size(stored):>8}  {why.get(e['epoch'], '')}")
+        print(
+            f"  {e['epoch']:>4}  {e['seconds']:8.3f}s  {kinds:<18} {_size(stored):>8}  "
+            f"{why.get(e['epoch'], '')}"
+        )
     print("logged names: " + (", ".join(data["names"]) or "-"))
     return 0
 
@@ -170,7 +194,11 @@ def logs(argv):
     if ns.epochs:
         lo, _, hi = ns.epochs.partition(":")
         try:
-            epochs = (int(lo) if lo else None, int(hi) if hi else None) if ":" in ns.epochs else (int(lo), int(lo) + 1)
+            epochs = (
+                (int(lo) if lo else None, int(hi) if hi else None)
+                if ":" in ns.epochs
+                else (int(lo), int(lo) + 1)
+            )
         except ValueError:
             p.error(f"bad --epochs {ns.epochs!r}: use N or A:B")
     with Store.open_existing(_settings(ns)["store"]) as store:
@@ -196,10 +224,14 @@ def logs(argv):
         try:
             import pandas as pd
         except ImportError:
-            print("flortrace: --format parquet needs pandas and pyarrow: pip install 'flortrace[parquet]'",
-                  file=sys.stderr)
+            print(
+                "flortrace: --format parquet needs pandas and pyarrow: pip install 'flortrace[parquet]'",
+                file=sys.stderr,
+            )
             return 2
-        frame = pd.DataFrame([{c: (json.dumps(r[c]) if c == "value" else r[c]) for c in columns} for r in rows])
+        frame = pd.DataFrame(
+            [{c: (json.dumps(r[c]) if c == "value" else r[c]) for c in columns} for r in rows]
+        )
         try:
             frame.to_parquet(ns.output)
         except ImportError as exc:
@@ -267,8 +299,14 @@ def export(argv):
 
 
 VERBS = {
-    "replay": replay, "console": console, "runs": runs, "show": show, "logs": logs, "export": export,
-    "rm": rm, "gc": gc,
+    "replay": replay,
+    "console": console,
+    "runs": runs,
+    "show": show,
+    "logs": logs,
+    "export": export,
+    "rm": rm,
+    "gc": gc,
 }
 
 

@@ -36,8 +36,15 @@ SCRIPT = textwrap.dedent(
 
 def run(cwd, *args, **kw):
     env = dict(os.environ, FLORTRACE_STORE=str(cwd / ".store"))
-    return subprocess.run([sys.executable, "-m", "flortrace", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "flortrace", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kw,
+    )
 
 
 @pytest.fixture
@@ -112,13 +119,20 @@ def test_exit_code_passes_through(project):
 
 
 def test_killed_run_reads_crashed_and_replays_its_epochs(project):
-    slow = SCRIPT.replace('    flortrace.log("tag", f"e{epoch}")\n',
-                          '    flortrace.log("tag", f"e{epoch}")\n    print(epoch, flush=True)\n'
-                          '    if epoch >= 3:\n        __import__("time").sleep(0.3)\n')
+    slow = SCRIPT.replace(
+        '    flortrace.log("tag", f"e{epoch}")\n',
+        '    flortrace.log("tag", f"e{epoch}")\n    print(epoch, flush=True)\n'
+        '    if epoch >= 3:\n        __import__("time").sleep(0.3)\n',
+    )
     (project / "train.py").write_text(slow)
     env = dict(os.environ, FLORTRACE_STORE=str(project / ".store"))
-    proc = subprocess.Popen([sys.executable, "-m", "flortrace", "-q", "--overhead", "1", "train.py", "50"],
-                            cwd=project, env=env, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flortrace", "-q", "--overhead", "1", "train.py", "50"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     for line in proc.stdout:
         if line.strip() == "6":
             break
@@ -127,8 +141,10 @@ def test_killed_run_reads_crashed_and_replays_its_epochs(project):
     proc.wait()
     runs = json.loads(run(project, "runs", "--json").stdout)
     assert runs[0]["status"] == "crashed"
-    edited = slow.replace('    flortrace.log("tag", f"e{epoch}")\n',
-                          '    flortrace.log("tag", f"e{epoch}")\n    flortrace.log("w2", state["w"] * 2)\n')
+    edited = slow.replace(
+        '    flortrace.log("tag", f"e{epoch}")\n',
+        '    flortrace.log("tag", f"e{epoch}")\n    flortrace.log("w2", state["w"] * 2)\n',
+    )
     (project / "train.py").write_text(edited)
     out = run(project, "replay", "--epochs", "1:3", "train.py", "50")
     assert out.returncode == 0, out.stderr

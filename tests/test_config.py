@@ -21,7 +21,9 @@ def test_defaults(tmp_path, monkeypatch):
     assert config.load({}, start=tmp_path)["store"] == ".flortrace"
 
 
-@pytest.mark.parametrize("toml", ['[tool.flortrace]\nbogus = 1\n', '[tool.flortrace]\noverhead = "x"\n', "[[bad"])
+@pytest.mark.parametrize(
+    "toml", ["[tool.flortrace]\nbogus = 1\n", '[tool.flortrace]\noverhead = "x"\n', "[[bad"]
+)
 def test_bad_pyproject_is_a_clear_error(tmp_path, toml):
     (tmp_path / "pyproject.toml").write_text(toml)
     with pytest.raises(config.ConfigError):

@@ -36,12 +36,16 @@ def test_unchanged(tmp_path):
 
 
 def test_epoch_level_log_is_not_a_probe(tmp_path):
-    r = compare(tmp_path, OLD.replace("    print(epoch, t)", "    print(epoch, t)\n    flortrace.log('t', t)"))
+    r = compare(
+        tmp_path, OLD.replace("    print(epoch, t)", "    print(epoch, t)\n    flortrace.log('t', t)")
+    )
     assert not r.probes and not r.refusals
 
 
 def test_batch_level_log_makes_a_probe(tmp_path):
-    r = compare(tmp_path, OLD.replace("        total += x", "        total += x\n        flortrace.log('x', x)"))
+    r = compare(
+        tmp_path, OLD.replace("        total += x", "        total += x\n        flortrace.log('x', x)")
+    )
     assert r.probes == {"s.py:train#0"} and not r.refusals
 
 
@@ -58,7 +62,10 @@ def test_state_changes_are_refused(tmp_path):
 
 
 def test_new_names_are_fine(tmp_path):
-    r = compare(tmp_path, OLD.replace("        total += x", "        total += x\n        sq = x * x\n        print(sq)"))
+    r = compare(
+        tmp_path,
+        OLD.replace("        total += x", "        total += x\n        sq = x * x\n        print(sq)"),
+    )
     assert not r.refusals
 
 

@@ -94,8 +94,14 @@ NUMPY = textwrap.dedent(
 
 def flortrace(cwd, *args, check=True):
     env = dict(os.environ, PYTHONHASHSEED="0", FLORTRACE_STORE=str(cwd / ".store"))
-    out = subprocess.run([sys.executable, "-m", "flortrace", *args], cwd=cwd, env=env, capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "flortrace", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if check:
         assert out.returncode == 0, out.stderr
     return out
@@ -174,8 +180,13 @@ def test_numpy_method_loop(tmp_path, anchor, line):
 def test_replay_output_matches_a_plain_run(tmp_path):
     edited = edit(PURE, "print(epoch, round", "flortrace.log('w1', w[1])")
     _, _, replay = scenario(tmp_path, PURE, edited, ["6"])
-    plain = subprocess.run([sys.executable, "train.py", "6"], cwd=tmp_path / "fresh", capture_output=True,
-                           text=True, env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    plain = subprocess.run(
+        [sys.executable, "train.py", "6"],
+        cwd=tmp_path / "fresh",
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=os.getcwd()),
+    )
     assert replay.stdout == plain.stdout
 
 
@@ -213,7 +224,9 @@ def test_torch_digits_batch_level_on_an_epoch_range(tmp_path):
     pytest.importorskip("sklearn")
     src = TORCH_EXAMPLE.read_text()
     edited = edit(src, "opt.step()", "flortrace.log('loss', loss.item())")
-    replayed, fresh, _ = scenario(tmp_path, src, edited, ["--quick", "--epochs", "4"], ("--epochs", "2:4"), {2, 3})
+    replayed, fresh, _ = scenario(
+        tmp_path, src, edited, ["--quick", "--epochs", "4"], ("--epochs", "2:4"), {2, 3}
+    )
     assert replayed and replayed == fresh
 
 
@@ -223,7 +236,9 @@ def parallel_case(tmp_path, backend):
     (tmp_path / "train.py").write_text(big)
     flortrace(tmp_path, "-q", "--overhead", "1", "train.py", "10")
     (tmp_path / "train.py").write_text(edited)
-    out = flortrace(tmp_path, "replay", "--workers", "2", "--backend", backend, "--epochs", "1:9", "train.py", "10")
+    out = flortrace(
+        tmp_path, "replay", "--workers", "2", "--backend", backend, "--epochs", "1:9", "train.py", "10"
+    )
     replayed = logs(tmp_path, 1, "replay")
     fresh_dir = tmp_path / "fresh"
     fresh_dir.mkdir()
@@ -252,7 +267,9 @@ def test_damaged_checkpoint_is_detected_and_replay_falls_back(tmp_path):
     shown = json.loads(flortrace(tmp_path, "show", "1", "--json").stdout)
     checkpoints = sorted(s["epoch"] for s in shown["snapshots"] if s["kind"] == "checkpoint")
     target = max(e for e in checkpoints if e < 7)
-    manifest = next(s["manifest"] for s in shown["snapshots"] if s["kind"] == "checkpoint" and s["epoch"] == target)
+    manifest = next(
+        s["manifest"] for s in shown["snapshots"] if s["kind"] == "checkpoint" and s["epoch"] == target
+    )
     blob = tmp_path / ".store" / "blobs" / manifest[:2] / manifest
     data = bytearray(blob.read_bytes())
     data[len(data) // 2] ^= 0xFF

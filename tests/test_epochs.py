@@ -22,8 +22,12 @@ def test_bad_specs_say_why(bad):
         parse(bad, 10)
 
 
-@given(st.integers(0, 50), st.one_of(st.none(), st.integers(-60, 60)), st.one_of(st.none(), st.integers(-60, 60)),
-       st.one_of(st.none(), st.integers(1, 7)))
+@given(
+    st.integers(0, 50),
+    st.one_of(st.none(), st.integers(-60, 60)),
+    st.one_of(st.none(), st.integers(-60, 60)),
+    st.one_of(st.none(), st.integers(1, 7)),
+)
 def test_slices_match_python(count, start, stop, step):
     spec = ":".join("" if v is None else str(v) for v in (start, stop, step))
     assert parse(spec, count) == sorted(range(count)[slice(start, stop, step)])

@@ -17,7 +17,11 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CASES = {
     "pure_python.py": ((), "    lr *= args.decay", "flortrace.log('total', total)"),
     "numpy_softmax.py": (("numpy", "sklearn"), "self.history.append(", "flortrace.log('lr', self.lr)"),
-    "digits_cnn.py": (("torch", "sklearn"), "        scheduler.step()", "flortrace.log('fc2', model.fc2.weight.sum().item())"),
+    "digits_cnn.py": (
+        ("torch", "sklearn"),
+        "        scheduler.step()",
+        "flortrace.log('fc2', model.fc2.weight.sum().item())",
+    ),
     "char_lm.py": (("torch",), "clip_grad_norm_", "flortrace.log('loss', loss.item())"),
     "finetune_frozen.py": (("torch", "sklearn"), "opt.step()", "flortrace.log('loss', loss.item())"),
 }
@@ -25,8 +29,14 @@ CASES = {
 
 def flortrace(cwd, *args):
     env = dict(os.environ, PYTHONHASHSEED="0", FLORTRACE_STORE=str(cwd / ".store"))
-    out = subprocess.run([sys.executable, "-m", "flortrace", *args], cwd=cwd, env=env, capture_output=True,
-                         text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-m", "flortrace", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr
     return out
 

@@ -1,4 +1,4 @@
-"""The bytecode layer: loops found, ids stable, semantics unchanged, hooks see every entry, iteration and exit."""
+"""The bytecode layer: loops found, ids stable, semantics unchanged, every entry, iteration and exit seen."""
 
 from __future__ import annotations
 
@@ -120,7 +120,11 @@ def test_semantics_unchanged_and_hooks_see_structure():
     assert not any(i.qualname == "gen" for i in loops), "generators are left alone"
     ev = s.events
     assert ev[0] == ("main", "Model.fit", 0)
-    assert [e for e in ev if e[0] == "epoch"][:3] == [("epoch", 0, False), ("epoch", 1, False), ("epoch", 2, True)]
+    assert [e for e in ev if e[0] == "epoch"][:3] == [
+        ("epoch", 0, False),
+        ("epoch", 1, False),
+        ("epoch", 2, True),
+    ]
     blocks = [e for e in ev if e[0] == "block"]
     assert ("block", "Model.fit", 1, 0, 3) in blocks  # the while loop: three iterations
     assert ("block", "Model.fit", 3, 2, 2) in blocks  # the loop left by an exception
@@ -184,7 +188,11 @@ def test_while_main_loop_and_break():
     """
     plain, ns, _, s = run(src)
     assert ns["epoch"] == plain["epoch"] == 3
-    assert [e for e in s.events if e[0] == "epoch"] == [("epoch", 0, False), ("epoch", 1, False), ("epoch", 2, True)]
+    assert [e for e in s.events if e[0] == "epoch"] == [
+        ("epoch", 0, False),
+        ("epoch", 1, False),
+        ("epoch", 2, True),
+    ]
     assert s.stack == []
 
 
@@ -253,7 +261,9 @@ def test_random_loop_nests_keep_semantics(shape, n):
 
 
 def test_hooks_are_callables():
-    assert all(callable(getattr(hooks.HOOKS, f)) for f in ("for_loop", "while_enter", "while_tick", "while_exit"))
+    assert all(
+        callable(getattr(hooks.HOOKS, f)) for f in ("for_loop", "while_enter", "while_tick", "while_exit")
+    )
 
 
 @pytest.mark.parametrize("kind", ["listcomp", "genexpr"])

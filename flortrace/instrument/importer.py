@@ -10,8 +10,8 @@ import fnmatch
 import os
 import sys
 import sysconfig
-from importlib.abc import MetaPathFinder
 from importlib import machinery
+from importlib.abc import MetaPathFinder
 from importlib.machinery import PathFinder
 from pathlib import Path
 

@@ -208,7 +208,9 @@ def _patch_while(instrs, info, hooks, first, tick, last, pre, post, retarget):
     entry = Label()
     # Inserted calls take the line of the instruction that runs next, so line events and tracebacks stay
     # those of the user's code.
-    pre.setdefault(first, []).extend([entry, *emit.call_discard(hooks.while_enter, info, _line_after(instrs, first))])
+    pre.setdefault(first, []).extend(
+        [entry, *emit.call_discard(hooks.while_enter, info, _line_after(instrs, first))]
+    )
     post.setdefault(tick, []).extend(emit.call_discard(hooks.while_tick, info, _line_after(instrs, tick)))
     landings = set()
     for i, ins in enumerate(instrs):

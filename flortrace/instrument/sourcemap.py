@@ -42,7 +42,11 @@ def loop_spans(tree):
         collect(node)
         loops.sort(key=lambda n: (n.lineno, n.col_offset))
         for i, loop in enumerate(loops):
-            spans[(qual, i)] = (loop.lineno, loop.end_lineno or loop.lineno, "while" if isinstance(loop, ast.While) else "for")
+            spans[(qual, i)] = (
+                loop.lineno,
+                loop.end_lineno or loop.lineno,
+                "while" if isinstance(loop, ast.While) else "for",
+            )
         for child in ast.walk(node):
             if child is node:
                 continue

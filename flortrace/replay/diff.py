@@ -16,9 +16,36 @@ from pathlib import Path
 from ..instrument.sourcemap import loop_spans
 
 MUTATING_METHODS = {
-    "step", "backward", "zero_grad", "append", "extend", "insert", "pop", "remove", "clear", "update",
-    "add", "discard", "setdefault", "load_state_dict", "train", "eval", "manual_seed", "seed", "shuffle",
-    "requires_grad_", "copy_", "fill_", "zero_", "add_", "mul_", "sub_", "div_", "clamp_", "normal_", "uniform_",
+    "step",
+    "backward",
+    "zero_grad",
+    "append",
+    "extend",
+    "insert",
+    "pop",
+    "remove",
+    "clear",
+    "update",
+    "add",
+    "discard",
+    "setdefault",
+    "load_state_dict",
+    "train",
+    "eval",
+    "manual_seed",
+    "seed",
+    "shuffle",
+    "requires_grad_",
+    "copy_",
+    "fill_",
+    "zero_",
+    "add_",
+    "mul_",
+    "sub_",
+    "div_",
+    "clamp_",
+    "normal_",
+    "uniform_",
 }
 
 
@@ -77,7 +104,9 @@ def _why_mutating(stmt, old_names):
             targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
             for t in targets:
                 for sub in ast.walk(t):
-                    if isinstance(sub, (ast.Attribute, ast.Subscript)) and isinstance(sub.ctx, (ast.Store, ast.Del)):
+                    if isinstance(sub, (ast.Attribute, ast.Subscript)) and isinstance(
+                        sub.ctx, (ast.Store, ast.Del)
+                    ):
                         return "stores into an attribute or item"
                     if isinstance(sub, ast.Name) and sub.id in old_names:
                         return f"rebinds {sub.id!r}, which the recorded code uses"
@@ -127,14 +156,18 @@ def compare(recorded, root, loops):
                 continue
             span = spans.get((row["qualname"], row["ordinal"]))
             if span is None:
-                report.refusals.append(f"{rel}: loop {row['loop_id']} (line {row['lineno']}) is gone or moved")
+                report.refusals.append(
+                    f"{rel}: loop {row['loop_id']} (line {row['lineno']}) is gone or moved"
+                )
                 continue
             if row["kind"] == "block" and any(span[0] <= n <= span[1] for n in lines):
                 report.probes.add(row["loop_id"])
         holders = [(lo, hi) for lo, hi, _ in spans.values()]
         for fn in _functions(tree):
             end = fn.end_lineno or fn.lineno
-            if any(fn.lineno <= n <= end for n in lines) and not any(fn.lineno <= s <= end for s, _ in holders):
+            if any(fn.lineno <= n <= end for n in lines) and not any(
+                fn.lineno <= s <= end for s, _ in holders
+            ):
                 report.probes.update(r["loop_id"] for r in tracked if r["kind"] == "block")
                 report.notes.append(f"{rel}:{fn.lineno}: {fn.name}() changed and may run inside any block")
                 break

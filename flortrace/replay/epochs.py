@@ -29,7 +29,9 @@ def parse(spec: str, count: int) -> list[int]:
             try:
                 n = int(part)
             except ValueError:
-                raise SpecError(f"bad epoch {part!r}: use a number, a slice like 2:5, or a list like 0,3,9") from None
+                raise SpecError(
+                    f"bad epoch {part!r}: use a number, a slice like 2:5, or a list like 0,3,9"
+                ) from None
             if not -count <= n < count:
                 raise SpecError(f"epoch {n} out of range: the run has {count} epoch(s) (0..{count - 1})")
             chosen.add(n % count)

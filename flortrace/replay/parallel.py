@@ -16,7 +16,7 @@ import time
 
 
 def segments(plan, workers):
-    """Split ``plan.selected`` into at most ``workers`` runs of epochs that can each start from a checkpoint."""
+    """Split ``plan.selected`` into at most ``workers`` runs of epochs, each starting at a checkpoint."""
     chosen = sorted(plan.selected)
     if workers <= 1 or len(chosen) <= 1:
         return [chosen] if chosen else []
@@ -73,8 +73,22 @@ def run_local(commands, envs, progress):
 
 
 def command(target, argv, module, run_id, epochs, settings, index, count):
-    cmd = [sys.executable, "-m", "flortrace", "replay", "--run", str(run_id), "--store", str(settings["store"]),
-           "--epochs", ",".join(map(str, epochs)), "--segment", f"{index}/{count}", "--force", "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "flortrace",
+        "replay",
+        "--run",
+        str(run_id),
+        "--store",
+        str(settings["store"]),
+        "--epochs",
+        ",".join(map(str, epochs)),
+        "--segment",
+        f"{index}/{count}",
+        "--force",
+        "-q",
+    ]
     if settings["tolerance"]:
         cmd += ["--tolerance", str(settings["tolerance"])]
     cmd += ["-m", target] if module else [target]
@@ -84,8 +98,10 @@ def command(target, argv, module, run_id, epochs, settings, index, count):
 def replay_parallel(target, argv, settings, module, run, plan, notify):
     parts = segments(plan, settings["workers"])
     count = len(parts)
-    notify(f"replaying {len(plan.selected)} epoch(s) of run {run['id']} in {count} worker(s): "
-           + ", ".join(f"{p[0]}-{p[-1]}" for p in parts))
+    notify(
+        f"replaying {len(plan.selected)} epoch(s) of run {run['id']} in {count} worker(s): "
+        + ", ".join(f"{p[0]}-{p[-1]}" for p in parts)
+    )
     commands = [command(target, argv, module, run["id"], p, settings, i, count) for i, p in enumerate(parts)]
     envs = [worker_env(i) for i in range(count)]
     began = time.monotonic()
@@ -94,8 +110,11 @@ def replay_parallel(target, argv, settings, module, run, plan, notify):
     def progress(i):
         done.append(i)
         if sys.stderr.isatty() and not settings["quiet"]:
-            print(f"flortrace: segment {i + 1}/{count} finished ({len(done)}/{count}, "
-                  f"{time.monotonic() - began:.1f}s)", file=sys.stderr)
+            print(
+                f"flortrace: segment {i + 1}/{count} finished ({len(done)}/{count}, "
+                f"{time.monotonic() - began:.1f}s)",
+                file=sys.stderr,
+            )
 
     if settings["backend"] == "ray":
         from .raybackend import run_ray

@@ -107,7 +107,9 @@ def build(catalog, run_id, root, selected=None, force=False):
     all_epochs = {e["epoch"] for e in epochs}
     chosen = all_epochs if selected is None else {e for e in selected if e in all_epochs}
     checkpoints, memos = {}, {}
-    invalid = {(d["epoch"], d["kind"], d["loop_id"]) for d in catalog.decisions(run_id) if d["action"] == "invalid"}
+    invalid = {
+        (d["epoch"], d["kind"], d["loop_id"]) for d in catalog.decisions(run_id) if d["action"] == "invalid"
+    }
     for s in catalog.snapshots(run_id):
         if (s["epoch"], s["kind"], s["loop_id"]) in invalid:
             continue

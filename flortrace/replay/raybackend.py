@@ -36,13 +36,15 @@ def run_ray(commands, envs, settings, progress):
     address = settings.get("address")
     started_here = not ray.is_initialized()
     if started_here:
-        options = dict(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+        options = dict(
+            address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True
+        )
         if address is None:
             options["num_cpus"] = max(len(commands), 1)
         ray.init(**options)
     try:
         task = ray.remote(max_retries=RETRIES, retry_exceptions=[SegmentFailed])(_run_segment)
-        refs = [task.remote(c, e) for c, e in zip(commands, envs)]
+        refs = [task.remote(c, e) for c, e in zip(commands, envs, strict=True)]
         index = {ref: i for i, ref in enumerate(refs)}
         results = [None] * len(refs)
         pending = list(refs)
@@ -52,7 +54,11 @@ def run_ray(commands, envs, settings, progress):
             try:
                 results[i] = ray.get(ready[0])
             except Exception as exc:  # retries exhausted: report the segment, keep the others
-                results[i] = (1, "", f"flortrace: segment {i + 1} failed on Ray after {RETRIES} retries: {exc}\n")
+                results[i] = (
+                    1,
+                    "",
+                    f"flortrace: segment {i + 1} failed on Ray after {RETRIES} retries: {exc}\n",
+                )
             progress(i)
         return results
     finally:

@@ -57,7 +57,7 @@ def changed(before, after):
 
 
 def capture(items):
-    """Capture ``{(where, scope, name): obj}``; returns (payload, problems) where problems names what failed."""
+    """Capture ``{(where, scope, name): obj}``; returns (payload, problems naming what failed)."""
     objects, index, names, problems = [], {}, [], []
     for (where, scope, name), obj in items.items():
         key = id(obj)

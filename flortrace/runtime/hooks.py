@@ -57,6 +57,8 @@ def while_exit(info):
 
 
 # What the patcher embeds in code: the runtime functions patched loops call.
-HOOKS = SimpleNamespace(for_loop=for_loop, while_enter=while_enter, while_tick=while_tick, while_exit=while_exit)
+HOOKS = SimpleNamespace(
+    for_loop=for_loop, while_enter=while_enter, while_tick=while_tick, while_exit=while_exit
+)
 
 os.register_at_fork(after_in_child=deactivate)

@@ -28,8 +28,13 @@ def typed(value):
                 return "list", out
         except Exception:
             pass
-    if isinstance(value, (list, tuple)) and len(value) <= SMALL and all(
-        isinstance(v, (bool, int, str, type(None))) or (isinstance(v, float) and math.isfinite(v)) for v in value
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) <= SMALL
+        and all(
+            isinstance(v, (bool, int, str, type(None))) or (isinstance(v, float) and math.isfinite(v))
+            for v in value
+        )
     ):
         return "list", list(value)
     text = repr(value)

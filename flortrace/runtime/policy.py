@@ -27,7 +27,11 @@ class Policy:
         """Decide at the start of an epoch; ``epoch_seconds`` is the last epoch's compute time (or None),
         ``writer_busy()`` asked only when the budget allows a snapshot. Returns (take, reason)."""
         if self.estimate is None:
-            return (False, "writer still busy") if writer_busy() else (True, "first snapshot: measuring its cost")
+            return (
+                (False, "writer still busy")
+                if writer_busy()
+                else (True, "first snapshot: measuring its cost")
+            )
         allowed = self.overhead * (self.compute + (epoch_seconds or 0.0))
         left = allowed - self.stall
         if self.estimate > left:

@@ -86,7 +86,7 @@ class Recorder(Session):
         forget it was a main loop; its iterations and inner loops now run untracked."""
         loop_id, epoch = act.info.id, self.epoch
         self.main_runs = [m for m in self.main_runs if (m["loop_id"], m["run"]) != (loop_id, act.seq)]
-        for key, (kind, parent) in list(self.kinds.items()):
+        for key, (_, parent) in list(self.kinds.items()):
             if key == loop_id or parent == loop_id:
                 del self.kinds[key]
                 self.block_items.pop(key, None)
@@ -135,7 +135,11 @@ class Recorder(Session):
             after = self._fingerprint(changeset.namespace(act.frame))
             body = act.info.effects
             for key in changeset.changed(self._main_fp, after):
-                if key[0] == "local" and frames.is_function_frame(act.frame) and key[1] not in body.read | body.read_after:
+                if (
+                    key[0] == "local"
+                    and frames.is_function_frame(act.frame)
+                    and key[1] not in body.read | body.read_after
+                ):
                     continue  # a local of the main loop's function that is dead after each epoch
                 self._add_main(key, "changed during an epoch")
             self._main_fp = None
@@ -154,7 +158,9 @@ class Recorder(Session):
         self._flush(force=self._snap or last)
 
     def _checkpoint_size(self):
-        return len(self.main_items) + sum(1 for keys in self.block_items.values() for k in keys if k[0] == "main")
+        return len(self.main_items) + sum(
+            1 for keys in self.block_items.values() for k in keys if k[0] == "main"
+        )
 
     def _invalidate(self):
         """Snapshots taken while changesets were still being discovered are unusable if they grew since."""
@@ -187,12 +193,22 @@ class Recorder(Session):
             reason = "last epoch of the main loop: always checkpointed"
             self._decide(epoch, "snapshot", None, "take", reason)
         snaps = [dict(m, kind="memo") for m in self._memos]
-        snaps.append(dict(kind="checkpoint", loop_id=act.info.id, seq=None, payload=payload, stall=stall,
-                          partial=bool(problems)))
+        snaps.append(
+            dict(
+                kind="checkpoint",
+                loop_id=act.info.id,
+                seq=None,
+                payload=payload,
+                stall=stall,
+                partial=bool(problems),
+            )
+        )
         keep = []
         for snap in snaps:
             if snap.pop("partial"):
-                self._decide(epoch, snap["kind"], snap["loop_id"], "skip", "some of its state cannot be captured")
+                self._decide(
+                    epoch, snap["kind"], snap["loop_id"], "skip", "some of its state cannot be captured"
+                )
             else:
                 keep.append(snap)
         snaps = keep
@@ -210,7 +226,9 @@ class Recorder(Session):
     def _block_candidates(self, act):
         main = self.stack[0].frame if self.stack else act.frame
         where = "main" if act.frame is main else "block"
-        out = {(where, s, n): o for (s, n), o in changeset.resolve(act.frame, act.info.effects.changed()).items()}
+        out = {
+            (where, s, n): o for (s, n), o in changeset.resolve(act.frame, act.info.effects.changed()).items()
+        }
         if where == "block" and self.epochs_done < DYNAMIC_EPOCHS:
             out.update({("main", s, n): o for (s, n), o in changeset.namespace(main).items()})
         return out
@@ -250,12 +268,22 @@ class Recorder(Session):
                     self.reasons.setdefault(info.id, {})[name] = "rebound in the block"
         if self._snap and self.epoch is not None:
             t0 = perf_counter()
-            payload, problems = changeset.capture(_resolve({k: None for k in keys}, {"main": main, "block": act.frame}))
+            payload, problems = changeset.capture(
+                _resolve({k: None for k in keys}, {"main": main, "block": act.frame})
+            )
             stall = perf_counter() - t0
             self._epoch_stall += stall
             self._warn(problems)
-            self._memos.append(dict(loop_id=info.id, seq=act.seq, payload=payload, stall=stall,
-                                    partial=bool(problems), size=len(keys)))
+            self._memos.append(
+                dict(
+                    loop_id=info.id,
+                    seq=act.seq,
+                    payload=payload,
+                    stall=stall,
+                    partial=bool(problems),
+                    size=len(keys),
+                )
+            )
         if self.epoch is not None:
             self._add("blocks", (self.epoch, info.id, act.seq, act.steps, seconds))
         self._own += perf_counter() - t0
@@ -264,8 +292,20 @@ class Recorder(Session):
     def log(self, name, value, lineno=None):
         epoch, step, loop_id = self.position()
         vtype, val = typed(value)
-        self._add("logs", dict(name=name, value=val, vtype=vtype, epoch=epoch, step=step, loop_id=loop_id,
-                               lineno=lineno, origin="record", ts=time.time()))
+        self._add(
+            "logs",
+            dict(
+                name=name,
+                value=val,
+                vtype=vtype,
+                epoch=epoch,
+                step=step,
+                loop_id=loop_id,
+                lineno=lineno,
+                origin="record",
+                ts=time.time(),
+            ),
+        )
 
     def _decide(self, epoch, kind, loop_id, action, reason):
         self._add("decisions", (epoch, kind, loop_id, action, reason))
@@ -294,8 +334,15 @@ class Recorder(Session):
 
     def _loop_row(self, info):
         kind, parent = self.kinds.get(info.id, ("loop", None))
-        return dict(loop_id=info.id, file=info.file, qualname=info.qualname, ordinal=info.ordinal,
-                    lineno=info.lineno, kind=kind, parent=parent)
+        return dict(
+            loop_id=info.id,
+            file=info.file,
+            qualname=info.qualname,
+            ordinal=info.ordinal,
+            lineno=info.lineno,
+            kind=kind,
+            parent=parent,
+        )
 
     def _warn(self, problems):
         for p in problems:
@@ -317,7 +364,7 @@ class Recorder(Session):
 def _resolve(keys, frames_by_where):
     """{(where, scope, name): obj} for the keys still bound to state-like objects."""
     out = {}
-    for where, scope, name in keys:
+    for where, _, name in keys:
         frame = frames_by_where.get(where)
         if frame is None:
             continue

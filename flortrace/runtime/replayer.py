@@ -124,8 +124,19 @@ class Replayer(Session):
             return
         if name in self.plan.recorded_names or (epoch is not None and epoch not in self.plan.selected):
             return  # catch-up epochs run only to reach a selected one
-        self.rows.append(dict(name=name, value=val, vtype=vtype, epoch=epoch, step=step, loop_id=loop_id,
-                              lineno=lineno, origin="replay", ts=time.time()))
+        self.rows.append(
+            dict(
+                name=name,
+                value=val,
+                vtype=vtype,
+                epoch=epoch,
+                step=step,
+                loop_id=loop_id,
+                lineno=lineno,
+                origin="replay",
+                ts=time.time(),
+            )
+        )
 
     def finish(self):
         """Replace the replayed rows of the epochs this replay ran (and those outside epochs) by its own."""
@@ -149,5 +160,5 @@ def _same(a, b, tolerance):
     if isinstance(a, float) and isinstance(b, float):
         return math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance) if tolerance else False
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return all(_same(x, y, tolerance) for x, y in zip(a, b))
+        return all(_same(x, y, tolerance) for x, y in zip(a, b, strict=True))
     return False

@@ -21,8 +21,23 @@ class Activation:
     """One execution of a tracked loop."""
 
     __slots__ = (
-        "info", "frame", "role", "whileloop", "index", "iterating", "main", "base", "step", "seq", "steps",
-        "started", "counter", "skipped", "nested", "first", "length",
+        "info",
+        "frame",
+        "role",
+        "whileloop",
+        "index",
+        "iterating",
+        "main",
+        "base",
+        "step",
+        "seq",
+        "steps",
+        "started",
+        "counter",
+        "skipped",
+        "nested",
+        "first",
+        "length",
     )
 
     def __init__(self, info: LoopInfo, frame, role, whileloop=False):
@@ -199,7 +214,7 @@ class Session:
             act.skipped = True
             return chain((), end)
         act.counter = count()
-        return chain(map(_first, zip(iterable, act.counter)), end)
+        return chain(map(_first, zip(iterable, act.counter, strict=False)), end)
 
     def _finish_block(self, act):
         if act.counter is not None:

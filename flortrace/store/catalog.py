@@ -383,10 +383,15 @@ class Catalog:
             for r in logs
         ]
         with self._write() as db:
-            db.executemany("INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?)", [(run_id, *e) for e in epochs])
-            db.executemany("INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?, ?, ?)", [(run_id, *b) for b in blocks])
             db.executemany(
-                "INSERT INTO decisions (run, epoch, kind, loop_id, action, reason, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?)", [(run_id, *e) for e in epochs]
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?, ?, ?)", [(run_id, *b) for b in blocks]
+            )
+            db.executemany(
+                "INSERT INTO decisions (run, epoch, kind, loop_id, action, reason, ts)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(run_id, *d, now) for d in decisions],
             )
             db.executemany(

@@ -97,8 +97,16 @@ class SnapshotWriter:
             if self._job is not None or self.failed is not None or self._closed:
                 return False
             metas = [{k: item[k] for k in ("kind", "loop_id", "seq", "stall")} for item in items]
-            self._job = {"epoch": epoch, "reason": reason, "items": metas, "kind": metas[-1]["kind"], "nbytes": None,
-                         "sending": True, "answered": 0, "sent_seconds": 0.0}
+            self._job = {
+                "epoch": epoch,
+                "reason": reason,
+                "items": metas,
+                "kind": metas[-1]["kind"],
+                "nbytes": None,
+                "sending": True,
+                "answered": 0,
+                "sent_seconds": 0.0,
+            }
             self._payload = [item["payload"] for item in items]
             if not self._registered:
                 self._registered = True
@@ -138,7 +146,9 @@ class SnapshotWriter:
                     answer = None
                 if answer is None:
                     code = self._process.poll() if self._process else None
-                    return self._end_job(job, f"the flortrace writer process exited unexpectedly (exit code {code})")
+                    return self._end_job(
+                        job, f"the flortrace writer process exited unexpectedly (exit code {code})"
+                    )
                 status, detail = pickle.loads(answer)
                 if status != "ok":
                     return self._end_job(job, detail)
