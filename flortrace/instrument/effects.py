@@ -243,14 +243,14 @@ class _Simulation:
     read: set[str] = field(default_factory=set)
     globals_: set[str] = field(default_factory=set)
     loaded_objects: set[str] = field(default_factory=set)  # read names, less builtins loaded as globals
-    lost: bool = False
-    loop_level: int = 0
-    hidden: list[_Hidden] = field(default_factory=list)
-    hidden_roots: dict[str, frozenset[str]] = field(default_factory=dict)
+    lost: bool = False  # a lost value was stored into, called or passed
+    loop_level: int = 0  # inner loops open (FOR_ITER seen, END_FOR not yet)
+    hidden: list[_Hidden] = field(default_factory=list)  # inlined comprehension variables
+    hidden_roots: dict[str, frozenset[str]] = field(default_factory=dict)  # their values' roots
     tracked: frozenset[str] = frozenset()  # locals whose values are followed like hidden ones
     ever_hidden: set[str] = field(default_factory=set)
     instrs: list[tuple[str, object]] = field(default_factory=list)
-    index: int = 0
+    index: int = 0  # of the instruction being simulated
 
     def run(self, instrs: Iterable[tuple[str, object]]) -> _Simulation:
         self.instrs = _expand(instrs)
