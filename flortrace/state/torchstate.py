@@ -276,6 +276,10 @@ class LoadableState(Captured):
                 obj.load_state_dict(state)
             except (RuntimeError, ValueError, KeyError) as exc:
                 raise Unsupported(f"cannot restore {self.type}: {exc}") from None
+        if isinstance(obj, _torch().optim.Optimizer) and state.get("state"):
+            # An optimizer with state has stepped; say so to LR schedulers, which warn on their first
+            # step() when the optimizer "never" did (its step() may have been skipped with a memo).
+            obj._opt_called = True
         return obj
 
     def materialize(self, ctx):
