@@ -317,3 +317,45 @@ def test_unpicklable_state_is_named_and_replay_reexecutes(tmp_path):
     (tmp_path / "train.py").write_text(edited)
     flortrace(tmp_path, "replay", "-q", "--epochs", "2:4", "train.py", "4")
     assert logs(tmp_path, 1, "replay") == [("count", 2, None, 150), ("count", 3, None, 200)]
+
+
+SHAPES = textwrap.dedent(
+    """\
+    import sys
+
+    w = [0.0]
+
+
+    def batches(n):
+        for i in range(n):
+            w[0] += i * 0.001
+        return w[0]
+
+
+    epoch = 0
+    while epoch < 5:  # a while epoch loop
+        batches(40)
+        print("a", epoch, round(w[0], 6))
+        epoch += 1
+
+    for e in range(8):  # a second epoch loop, left early
+        if e == 6:
+            break
+        batches(30)
+        print("b", e, round(w[0], 6))
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "anchor, line, epochs, chosen",
+    [
+        ('print("a"', "flortrace.log('wa', w[0])", None, None),
+        ('print("b"', "flortrace.log('wb', w[0])", "7:", {7, 8, 9, 10}),
+        ("w[0] += i", "flortrace.log('i', i)", "3:7", {3, 4, 5, 6}),
+    ],
+)
+def test_while_loop_two_main_loops_and_break(tmp_path, anchor, line, epochs, chosen):
+    args = ("--epochs", epochs) if epochs else ()
+    replayed, fresh, _ = scenario(tmp_path, SHAPES, edit(SHAPES, anchor, line), [], args, chosen)
+    assert replayed and replayed == fresh

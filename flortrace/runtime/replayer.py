@@ -34,6 +34,12 @@ class Replayer(Session):
         """Loops of the edited source; the plan already knows them."""
 
     # ---- the main loop ---------------------------------------------------------------------------
+    def on_top_enter(self, act):
+        if act.whileloop:  # a recorded `while` epoch loop runs every epoch; numbering comes from the record
+            main = self.plan.main_run(act.info.id, act.seq)
+            if main is not None:
+                act.main, act.base, act.first = True, main.base, -1
+
     def may_become_main(self, act):
         return False  # main loops come from the recording (drive_top), never from what runs now
 
