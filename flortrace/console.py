@@ -27,7 +27,7 @@ from . import config, runner
 from .cli import split_at_script
 from .replay.epochs import SpecError, parse
 from .runtime import hooks
-from .runtime.logvalues import typed
+from .runtime.logvalues import log_row
 from .runtime.timetravel import TimeTravel, TravelError
 
 PROMPT = "(flortrace) "
@@ -276,21 +276,13 @@ class Console(pdb.Pdb):
                 shown.append((str(epoch), f"*** {value}"))
                 numbers.append(None)
                 continue
-            vtype, val = typed(value)
-            numbers.append(val if vtype in ("int", "float") and isinstance(val, (int, float)) else None)
+            row = log_row(expr, value, epoch, None, self.session.main_of(epoch).loop_id, None, "replay")
+            val = row["value"]
+            numeric = row["vtype"] in ("int", "float") and isinstance(val, (int, float))
+            numbers.append(val if numeric else None)
             shown.append((str(epoch), _short(value)))
             if epoch not in saved:
-                rows.append(
-                    dict(
-                        name=expr,
-                        value=val,
-                        vtype=vtype,
-                        epoch=epoch,
-                        step=None,
-                        origin="replay",
-                        loop_id=self.session.main_of(epoch).loop_id,
-                    )
-                )
+                rows.append(row)
         if rows:
             catalog.add_logs(run, rows)
         self._table(["epoch", expr], shown)
@@ -536,8 +528,7 @@ def console_main(argv: list[str]) -> int:
 
 
 def _console(target, args, settings, run_id, force):
-    from .instrument.importer import InstrumentingFinder, ProjectFilter
-    from .recording import Instrumenter, project_root
+    from .driver import run_under
     from .replay.planner import PlanError
     from .replaying import make_plan
     from .runtime.recorder import stderr_notice
@@ -561,27 +552,13 @@ def _console(target, args, settings, run_id, force):
             plan, lambda manifest: load_snapshot(store, manifest), store.catalog, run["id"], notify
         )
         console = session.driver = Console(session)
-        project = ProjectFilter(project_root(target, False), settings["include"], settings["exclude"])
-        patch = Instrumenter(project, session.register, lambda rel, src: None)
-        finder = InstrumentingFinder(project, patch)
-
-        def start():
-            finder.install()
-            hooks.activate(session)
-
         try:
             with breakpoints(session):
-                exc = runner.launch(target, args, False, patch, start)
-        except runner.NoScript as exc:
-            print(exc, file=sys.stderr)
-            return exc.code
-        except SyntaxError as exc:
-            runner.print_syntax_error(exc)
-            return 1
+                exc = run_under(session, target, args, False, settings)
+        except (runner.NoScript, SyntaxError) as failure:
+            return runner.report_start_failure(failure)
         finally:
             sys.settrace(None)
-            hooks.deactivate()
-            finder.uninstall()
         if isinstance(exc, Quit):
             return 0
         code = runner.exit_code_of(exc)

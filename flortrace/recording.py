@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 from . import runner
-from .instrument.importer import InstrumentingFinder, ProjectFilter
-from .instrument.patch import instrument_module_code
+from .driver import project_root, run_under
 from .runtime import hooks
 from .runtime.recorder import Recorder, stderr_notice
 from .store import Store
@@ -38,27 +37,6 @@ def versions():
     return out
 
 
-class Instrumenter:
-    """Patches code for a session and remembers the source of every file it patched."""
-
-    def __init__(self, project: ProjectFilter, on_loops, on_source):
-        self.project, self.on_loops, self.on_source = project, on_loops, on_source
-
-    def __call__(self, code, path, source):
-        rel = self.project.relative(path)
-        code, loops = instrument_module_code(code, rel, hooks.HOOKS, source)
-        self.on_loops(loops)
-        self.on_source(rel, source)
-        return code
-
-
-def project_root(target, module):
-    if module:
-        return Path(os.getcwd())
-    path = Path(os.path.abspath(target))
-    return path if path.is_dir() else path.parent
-
-
 def record(target, argv, settings, module=False):
     """Run ``target`` under the recorder; return the script's exit code."""
     notify = stderr_notice(settings["quiet"])
@@ -78,22 +56,17 @@ def record(target, argv, settings, module=False):
     writer = SnapshotWriter(str(store.root), run_id)
     writer.start()  # the process imports while the script sets up, so the first snapshot need not wait
     recorder = Recorder(catalog, run_id, writer, settings["overhead"], notify)
-    project = ProjectFilter(root, settings["include"], settings["exclude"])
-    patch = Instrumenter(project, recorder.register, lambda rel, src: catalog.add_source(run_id, rel, src))
-    finder = InstrumentingFinder(project, patch)
-    status, code = "failed", 1
     real_exit = os._exit
 
     def finish(status, code):
         hooks.deactivate()
-        finder.uninstall()
         recorder.finish()
         writer.close()
         if writer.failed:
             if "writer" not in recorder.warned:
                 notify(f"checkpointing stopped: {writer.failed}")
             catalog.set_run_info(run_id, writer_error=writer.failed)
-        catalog.set_run_info(run_id, **torch_settings())
+        catalog.set_run_info(run_id, versions=versions(), **torch_settings())  # torch is imported by now
         catalog.end_run(run_id, status, code)
         notify(
             f"recorded run {run_id}: {recorder.epochs_done} epochs, {recorder.checkpoints} snapshots "
@@ -106,20 +79,17 @@ def record(target, argv, settings, module=False):
         real_exit(code)
 
     def start():
-        finder.install()
-        hooks.activate(recorder)
         os._exit = exit_now
 
+    def add_source(rel, source):
+        catalog.add_source(run_id, rel, source)
+
     try:
-        exc = runner.launch(target, argv, module, patch, start)
-    except runner.NoScript as exc:
-        print(exc, file=sys.stderr)
-        catalog.end_run(run_id, "failed", exc.code, note=str(exc))
-        return exc.code
-    except SyntaxError as exc:
-        runner.print_syntax_error(exc)
-        catalog.end_run(run_id, "failed", 1, note="syntax error")
-        return 1
+        exc = run_under(recorder, target, argv, module, settings, add_source, start)
+    except (runner.NoScript, SyntaxError) as failure:
+        code = runner.report_start_failure(failure)
+        catalog.end_run(run_id, "failed", code, note=str(failure))
+        return code
     finally:
         os._exit = real_exit
     code = runner.exit_code_of(exc)

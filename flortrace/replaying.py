@@ -7,11 +7,9 @@ import sys
 from pathlib import Path
 
 from . import runner
-from .instrument.importer import InstrumentingFinder, ProjectFilter
-from .recording import Instrumenter, project_root
+from .driver import project_root, run_under
 from .replay import planner
 from .replay.parallel import replay_parallel
-from .runtime import hooks
 from .runtime.recorder import stderr_notice
 from .runtime.replayer import Replayer
 from .store import Store, StoreError
@@ -91,28 +89,13 @@ def replay(
         notify,
         keep_unnumbered=last_segment,
     )
-    project = ProjectFilter(project_root(target, module), settings["include"], settings["exclude"])
-    patch = Instrumenter(project, replayer.register, lambda rel, src: None)
-    finder = InstrumentingFinder(project, patch)
-
-    def start():
-        finder.install()
-        hooks.activate(replayer)
-
     from .console import breakpoints
 
     try:
         with breakpoints(replayer, interactive=segment is None):
-            exc = runner.launch(target, argv, module, patch, start)
-    except runner.NoScript as exc:
-        print(exc, file=sys.stderr)
-        return exc.code
-    except SyntaxError as exc:
-        runner.print_syntax_error(exc)
-        return 1
-    finally:
-        hooks.deactivate()
-        finder.uninstall()
+            exc = run_under(replayer, target, argv, module, settings)
+    except (runner.NoScript, SyntaxError) as failure:
+        return runner.report_start_failure(failure)
     code = runner.exit_code_of(exc)
     replayer.finish()
     store.close()

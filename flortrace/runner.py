@@ -203,8 +203,13 @@ def execute(code, globs):
     return None
 
 
-def print_syntax_error(exc):
+def report_start_failure(exc):
+    """Report a script that could not start (NoScript, SyntaxError) as Python does; return the exit code."""
+    if isinstance(exc, NoScript):
+        print(exc, file=sys.stderr)
+        return exc.code
     traceback.print_exception(type(exc), exc, None)
+    return 1
 
 
 EXTENSIONS = tuple(importlib.machinery.SOURCE_SUFFIXES)

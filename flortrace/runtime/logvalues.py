@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 SMALL = 64  # arrays up to this many elements are stored as lists
 REPR_LIMIT = 2000
@@ -39,3 +40,19 @@ def typed(value):
         return "list", list(value)
     text = repr(value)
     return "repr", text if len(text) <= REPR_LIMIT else text[: REPR_LIMIT - 3] + "..."
+
+
+def log_row(name, value, epoch, step, loop_id, lineno, origin):
+    """A catalog log row for ``value`` logged under ``name`` at that position."""
+    vtype, val = typed(value)
+    return dict(
+        name=name,
+        value=val,
+        vtype=vtype,
+        epoch=epoch,
+        step=step,
+        loop_id=loop_id,
+        lineno=lineno,
+        origin=origin,
+        ts=time.time(),
+    )

@@ -14,7 +14,7 @@ from time import perf_counter
 from . import changeset, frames
 from .frames import MISSING
 from .frames import lookup as _lookup
-from .logvalues import typed
+from .logvalues import log_row
 from .policy import Policy
 from .session import Session
 
@@ -290,22 +290,7 @@ class Recorder(Session):
 
     # ---- logs and catalog rows ---------------------------------------------------------------------
     def log(self, name, value, lineno=None):
-        epoch, step, loop_id = self.position()
-        vtype, val = typed(value)
-        self._add(
-            "logs",
-            dict(
-                name=name,
-                value=val,
-                vtype=vtype,
-                epoch=epoch,
-                step=step,
-                loop_id=loop_id,
-                lineno=lineno,
-                origin="record",
-                ts=time.time(),
-            ),
-        )
+        self._add("logs", log_row(name, value, *self.position(), lineno, "record"))
 
     def _decide(self, epoch, kind, loop_id, action, reason):
         self._add("decisions", (epoch, kind, loop_id, action, reason))

@@ -8,12 +8,11 @@ checkpoint is restored so code after the loop sees the recorded end state.
 from __future__ import annotations
 
 import math
-import time
 
 from .. import state
 from ..store import CorruptBlob
 from . import changeset
-from .logvalues import typed
+from .logvalues import log_row
 from .session import Session
 
 
@@ -117,32 +116,20 @@ class Replayer(Session):
     # ---- logs and fidelity ----------------------------------------------------------------------
     def log(self, name, value, lineno=None):
         epoch, step, loop_id = self.position()
-        vtype, val = typed(value)
+        row = log_row(name, value, epoch, step, loop_id, lineno, "replay")
         k = self.seen.get((name, epoch, step), 0)
         self.seen[(name, epoch, step)] = k + 1
         key = (name, epoch, step, k)
         if key in self.recorded:
-            old = self.recorded[key]
-            if not _same(old, val, self.tolerance):
-                self.divergences.append(dict(epoch=epoch, step=step, name=name, recorded=old, replayed=val))
+            old, new = self.recorded[key], row["value"]
+            if not _same(old, new, self.tolerance):
+                self.divergences.append(dict(epoch=epoch, step=step, name=name, recorded=old, replayed=new))
             return
         if epoch is None and not self.keep_unnumbered:
             return
         if name in self.plan.recorded_names or (epoch is not None and epoch not in self.plan.selected):
             return  # catch-up epochs run only to reach a selected one
-        self.rows.append(
-            dict(
-                name=name,
-                value=val,
-                vtype=vtype,
-                epoch=epoch,
-                step=step,
-                loop_id=loop_id,
-                lineno=lineno,
-                origin="replay",
-                ts=time.time(),
-            )
-        )
+        self.rows.append(row)
 
     def finish(self):
         """Replace the replayed rows of the epochs this replay ran (and those outside epochs) by its own."""
