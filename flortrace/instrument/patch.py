@@ -13,7 +13,7 @@ import inspect
 from dataclasses import dataclass, field
 from types import CodeType
 
-from bytecode import Bytecode, Instr, Label
+from bytecode import Bytecode, Instr, Label, TryBegin
 
 from . import emit, sourcemap
 from .effects import LoopEffects, analyze
@@ -131,6 +131,34 @@ def _merge_while(edges):
     return [tuple(loop) for loop in loops]
 
 
+def labels_of(instrs):
+    return {id(x): i for i, x in enumerate(instrs) if isinstance(x, Label)}
+
+
+def _with_handlers(instrs, labels, lo, hi):
+    """Indices of a loop body [lo, hi) plus the exception handlers of its try blocks, which 3.12+ places
+    after the function's code: what runs in an `except` or `finally` belongs to the loop too."""
+    body = set(range(lo, hi))
+    grew = True
+    while grew:
+        grew = False
+        for i in sorted(body):
+            entry = instrs[i]
+            if not isinstance(entry, TryBegin) or not isinstance(entry.target, Label):
+                continue
+            k = labels[id(entry.target)]
+            if k in body or lo <= k < hi:
+                continue
+            while k < len(instrs) and k not in body:
+                body.add(k)
+                ins = instrs[k]
+                if isinstance(ins, Instr) and (ins.name in ("RERAISE", *_RETURNS) or ins.is_uncond_jump()):
+                    break
+                k += 1
+            grew = True
+    return sorted(body)
+
+
 def _line_after(instrs, i):
     j = _next_instr(instrs, i)
     return instrs[j].lineno if j is not None else None
@@ -173,6 +201,7 @@ def instrument(code, file, hooks, loops_out=None, spans=None, _parent=None, _par
         ordinal = sourcemap.match(spans, qual, kind, start[0], hint) if spans and start else None
         ordinal = position if ordinal is None else ordinal
         body = (header + 1, last) if kind == "for" else (first + 1, last + 1)
+        inside = _with_handlers(instrs, labels_of(instrs), *body)
         info = LoopInfo(
             id=f"{file}:{qual}#{ordinal}",
             file=file,
@@ -181,7 +210,10 @@ def instrument(code, file, hooks, loops_out=None, spans=None, _parent=None, _par
             kind=kind,
             lineno=min(lines, default=lineno),
             end_lineno=max(lines, default=lineno),
-            effects=analyze(_pairs(instrs[body[0] : body[1]]), _pairs(instrs[body[1] :])),
+            effects=analyze(
+                _pairs(instrs[i] for i in inside),
+                _pairs(instrs[i] for i in range(body[1], len(instrs)) if i not in inside),
+            ),
         )
         loops_out.append(info)
         if kind == "for":
