@@ -271,3 +271,20 @@ def test_comprehensions_are_not_instrumented(kind):
     src = "r = [x for x in range(3)]" if kind == "listcomp" else "r = sum(x for x in range(3))"
     _, _, loops, _ = run(src)
     assert loops == []
+
+
+def test_effects_include_exception_handlers_on_every_version():
+    src = """
+    def f(xs):
+        log, skipped = [], 0
+        for x in xs:
+            try:
+                v = 1 / x
+            except ZeroDivisionError as err:
+                skipped += 1
+                log.append(err)
+        return skipped, log
+    """
+    _, _, loops, _ = run(src)
+    fx = loops[0].effects
+    assert {"skipped", "err"} <= fx.rebound and "log" in fx.mutated and {"log", "skipped"} <= fx.read_after
