@@ -165,15 +165,17 @@ def test_pure_python(tmp_path, anchor, line, epochs):
 
 
 @pytest.mark.parametrize(
-    "anchor, line",
+    "anchor, line, workers",
     [
-        ("history.append(total)", "flortrace.log('w_norm', float((self.W ** 2).sum()))"),
-        ("total += float", "flortrace.log('step_total', total)"),
+        ("history.append(total)", "flortrace.log('w_norm', float((self.W ** 2).sum()))", 1),
+        ("total += float", "flortrace.log('step_total', total)", 1),
+        ("total += float", "flortrace.log('step_total', total)", 2),
     ],
 )
-def test_numpy_method_loop(tmp_path, anchor, line):
+def test_numpy_method_loop(tmp_path, anchor, line, workers):
     pytest.importorskip("numpy")
-    replayed, fresh, _ = scenario(tmp_path, NUMPY, edit(NUMPY, anchor, line), ["5"])
+    replay_args = ("--workers", str(workers))
+    replayed, fresh, _ = scenario(tmp_path, NUMPY, edit(NUMPY, anchor, line), ["5"], replay_args)
     assert replayed and replayed == fresh
 
 
@@ -219,14 +221,13 @@ TORCH_EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "digits_cn
 
 
 def test_torch_digits_batch_level_on_an_epoch_range(tmp_path):
-    """(The epoch-level case on the same example is in test_examples_flortrace.)"""
+    """With two workers. (The epoch-level case on the same example is in test_examples_flortrace.)"""
     pytest.importorskip("torch")
     pytest.importorskip("sklearn")
     src = TORCH_EXAMPLE.read_text()
     edited = edit(src, "opt.step()", "flortrace.log('loss', loss.item())")
-    replayed, fresh, _ = scenario(
-        tmp_path, src, edited, ["--quick", "--epochs", "4"], ("--epochs", "2:4"), {2, 3}
-    )
+    args = ("--epochs", "1:4", "--workers", "2")
+    replayed, fresh, _ = scenario(tmp_path, src, edited, ["--quick", "--epochs", "4"], args, {1, 2, 3})
     assert replayed and replayed == fresh
 
 

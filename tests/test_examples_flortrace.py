@@ -76,3 +76,19 @@ def test_example_record_replay(tmp_path, name):
     assert rows and [(r["name"], r["epoch"], r["step"], r["value"]) for r in rows] == [
         (r["name"], r["epoch"], r["step"], r["value"]) for r in expected
     ]
+
+
+@pytest.mark.parametrize("name", ["pure_python.py", "numpy_softmax.py"])
+def test_example_console(tmp_path, name):
+    needs = CASES[name][0]
+    for module in needs:
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"needs {module}")
+    (tmp_path / name).write_text((EXAMPLES / name).read_text())
+    flortrace(tmp_path, "-q", name, "--quick", "--epochs", "4")
+    env = dict(os.environ, PYTHONHASHSEED="0", FLORTRACE_STORE=str(tmp_path / ".store"))
+    cmd = [sys.executable, "-m", "flortrace", "console", "-q", name, "--quick", "--epochs", "4"]
+    commands = "epochs\nepoch 2\np epoch\nq\n"
+    out = subprocess.run(cmd, cwd=tmp_path, env=env, input=commands, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "(flortrace)" in out.stdout and "\n2\n" in out.stdout
