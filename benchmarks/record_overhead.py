@@ -1,9 +1,11 @@
 """Wall time of recording with flortrace vs running the script plainly, and vs what users do instead.
 
-For each workload the commands run interleaved (plain, flortrace, plain, flortrace, ...) and the medians
-are compared. On digits_cnn two alternatives join the rotation: the same script with a synchronous
-``torch.save`` of model, optimizer and scheduler after every epoch, and the script under a minimal
-``sys.settrace`` hook (settrace_run.py). Every command must print what the plain run prints.
+For each workload the commands run interleaved, each in every position of the rotation in turn (plain,
+flortrace; flortrace, plain; ...), and the medians of wall time and of CPU time (user + system of the
+command and its children, the writer process included) are compared; each time is shown with its range.
+On digits_cnn two alternatives join the rotation: the same script with a synchronous ``torch.save`` of
+model, optimizer and scheduler after every epoch, and the script under a minimal ``sys.settrace`` hook
+(settrace_run.py). Every command must print what the plain run prints.
 """
 
 from __future__ import annotations
@@ -73,9 +75,10 @@ def measure_workload(name: str, args: list[str], repeats: int) -> list[Row]:
         wall = {mode: [] for mode in modes}
         cpu = {mode: [] for mode in modes}
         outputs = {}
-        for _ in range(repeats):
-            for mode, command in modes.items():
-                timed = command()
+        names = list(modes)
+        for r in range(repeats):
+            for mode in names[r % len(names) :] + names[: r % len(names)]:  # each mode in each position
+                timed = modes[mode]()
                 wall[mode].append(timed.wall)
                 cpu[mode].append(timed.cpu)
                 outputs.setdefault(mode, timed.proc.stdout)
@@ -88,12 +91,16 @@ def measure_workload(name: str, args: list[str], repeats: int) -> list[Row]:
     def cpu_overhead(mode):
         return f"CPU {fmt_overhead(cpu_med[mode] / cpu_med['plain'])}"
 
+    def spread(mode):
+        low, high = fmt_seconds(min(wall[mode])), fmt_seconds(max(wall[mode]))
+        return f"{mode} {fmt_seconds(med[mode])} ({low} to {high})"
+
     rows = [
         Row(
             "record",
             f"{label}: wall, median of {repeats}",
             f"flortrace {fmt_overhead(med['flortrace'] / med['plain'])}",
-            f"{cpu_overhead('flortrace')}; plain {fmt_seconds(med['plain'])}; {snapshots}",
+            f"{cpu_overhead('flortrace')}; {spread('plain')}, {spread('flortrace')}; {snapshots}",
         )
     ]
     for mode in modes:
@@ -103,7 +110,7 @@ def measure_workload(name: str, args: list[str], repeats: int) -> list[Row]:
                     "record",
                     f"{label}: instead, {mode}",
                     f"{mode} {fmt_overhead(med[mode] / med['plain'])}",
-                    f"{cpu_overhead(mode)}; same runs as above",
+                    f"{cpu_overhead(mode)}; {spread(mode)}",
                 )
             )
     if differ:

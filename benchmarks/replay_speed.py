@@ -47,7 +47,7 @@ class Bench:
 
 
 def measure(quick: bool) -> list[Row]:
-    args = ["--quick", "--epochs", "4"] if quick else []
+    args = ["--quick", "--epochs", "4"] if quick else ["--epochs", "30"]
     span = "1:3" if quick else "2:5"
     replays = [
         ("epoch-level statement, all epochs", "epoch", []),

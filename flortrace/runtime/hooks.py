@@ -33,7 +33,7 @@ def current():
 
 def for_loop(iterable, info):
     s = _session
-    if s is None or _get_ident() != _thread:
+    if s is None or s.deep or _get_ident() != _thread:  # deep: a loop inside a block, untracked
         return iterable
     return s.for_loop(iterable, info, _getframe(1))
 

@@ -99,6 +99,7 @@ class Session:
         self.epoch: int | None = None
         self.block_seq = 0
         self.top_runs: dict[str, int] = {}  # loop id -> how many times it ran as a top loop
+        self.deep = False  # see _restack
 
     # ---- what subclasses override -------------------------------------------------------------
     def on_top_enter(self, act):
@@ -227,6 +228,7 @@ class Session:
         act.seq = self.block_seq
         self.block_seq += 1
         self.stack.append(act)
+        self._restack()
         return act
 
     # ---- iterations of top loops ---------------------------------------------------------------
@@ -242,6 +244,7 @@ class Session:
     def _end_iteration(self, act, last):
         act.iterating = False
         del self.stack[1:]
+        self._restack()
         if act.main and act.index == act.first and not self.keep_main(act):
             act.main = act.nested = False
             self.on_demoted(act)
@@ -262,7 +265,12 @@ class Session:
         for i in range(len(self.stack) - 1, -1, -1):
             if self.stack[i] is act:
                 del self.stack[i:]
-                return
+                break
+        self._restack()
+
+    def _restack(self):
+        # A for-loop block is running: every loop that starts now is deeper, so the hook can return at once.
+        self.deep = len(self.stack) >= 2 and not self.stack[-1].whileloop
 
     def _drop_stale(self, frame):
         """Forget while loops left by an exception (their frames are no longer running)."""
@@ -306,6 +314,7 @@ class Session:
             self._begin_iteration(act)
         else:
             del self.stack[i + 1 :]
+            self._restack()
             act.step += 1
             act.steps = act.step + 1
 
