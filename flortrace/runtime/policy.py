@@ -1,39 +1,54 @@
-"""When to snapshot: keep the training-thread stall under ``overhead`` times the compute time.
+"""When to snapshot: keep what snapshots cost the training run under ``overhead`` times its compute time.
 
-Flor guessed a disk speed; here the stall (capture on the training thread) is measured every time and the
-estimate for the next epoch is the last measured one. An epoch either gets a full snapshot (a memo for each
-of its blocks plus the checkpoint at its end) or none; the last epoch always gets its checkpoint.
+Flor guessed a disk speed; here every cost is measured as it happens: the training-thread stall (capture)
+of each snapshot, and the time the writer process then works, counted for the share of the machine it
+takes from training (all of it on a 2-core machine, little on a big one). The estimate for the next
+snapshot is a running mean of measured ones. An epoch either gets a full snapshot (a memo for each of its
+blocks plus the checkpoint at its end) or none; the last epoch always gets its checkpoint.
 """
 
 from __future__ import annotations
 
+import os
+
 
 class Policy:
-    def __init__(self, overhead: float):
+    def __init__(self, overhead: float, cores: int | None = None):
         self.overhead = overhead
         self.compute = 0.0  # training time so far, stall excluded
         self.stall = 0.0  # training-thread time spent capturing so far
-        self.estimate: float | None = None  # stall of the last full snapshot
+        self.writer = 0.0  # writer-process seconds so far, weighted by the share of the machine it takes
+        self.estimate: float | None = None  # cost of one full snapshot (stall + weighted writer time)
+        self.share = 1.0 / max((cores or os.cpu_count() or 1) - 1, 1)
+        self._snapshots = 0
 
     def add_compute(self, seconds):
         self.compute += max(seconds, 0.0)
 
-    def add_stall(self, seconds, full):
+    def add_stall(self, seconds):
+        """One full snapshot's training-thread stall was measured."""
         self.stall += seconds
-        if full:
-            self.estimate = seconds if self.estimate is None else 0.5 * (self.estimate + seconds)
+        self._snapshots += 1
+        self._update()
+
+    def writer_time(self, seconds):
+        """The writer process has worked ``seconds`` in total so far."""
+        self.writer = seconds * self.share
+        self._update()
+
+    def _update(self):
+        if self._snapshots:
+            self.estimate = (self.stall + self.writer) / self._snapshots
 
     def decide(self, epoch_seconds, writer_busy):
         """Decide at the start of an epoch; ``epoch_seconds`` is the last epoch's compute time (or None),
         ``writer_busy()`` asked only when the budget allows a snapshot. Returns (take, reason)."""
         if self.estimate is None:
-            return (
-                (False, "writer still busy")
-                if writer_busy()
-                else (True, "first snapshot: measuring its cost")
-            )
+            if writer_busy():
+                return False, "writer still busy"
+            return True, "first snapshot: measuring its cost"
         allowed = self.overhead * (self.compute + (epoch_seconds or 0.0))
-        left = allowed - self.stall
+        left = allowed - self.stall - self.writer
         if self.estimate > left:
             return False, f"over budget (est. {self.estimate:.3g}s > {left:.3g}s left)"
         if writer_busy():

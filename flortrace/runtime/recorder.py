@@ -117,6 +117,7 @@ class Recorder(Session):
             self.notify(f"checkpointing stopped, training goes on: {self.writer.failed}")
         self._epoch_stall = 0.0
         self._memos = []
+        self.policy.writer_time(self.writer.stats()["seconds"])
         take, reason = self.policy.decide(self._last_compute, lambda: self.writer.busy)
         self._snap = take
         action = "take" if take else "skip"
@@ -186,7 +187,7 @@ class Recorder(Session):
         payload, problems = changeset.capture(_resolve(items, {"main": act.frame}))
         stall = perf_counter() - t0
         self._epoch_stall += stall
-        self.policy.add_stall(stall + sum(m["stall"] for m in self._memos), full=True)
+        self.policy.add_stall(stall + sum(m["stall"] for m in self._memos))
         self._warn(problems)
         reason = "policy"
         if last and not self._snap:

@@ -1,0 +1,49 @@
+"""The adaptive policy keeps measured snapshot costs within the overhead budget."""
+
+from flortrace.runtime.policy import Policy
+
+
+def never_busy():
+    return False
+
+
+def test_first_snapshot_measures_then_budget_decides():
+    p = Policy(0.05, cores=2)
+    assert p.decide(None, never_busy)[0]
+    p.add_stall(0.1)
+    p.add_compute(1.0)
+    take, reason = p.decide(1.0, never_busy)
+    assert not take and "over budget" in reason
+    p.add_compute(1.0)
+    p.add_compute(1.0)
+    assert p.decide(1.0, never_busy)[0]  # 0.05 * 4 s >= 0.1 s spent + 0.1 s estimated
+
+
+def test_writer_time_counts_for_its_share_of_the_machine():
+    small, big = Policy(0.05, cores=2), Policy(0.05, cores=17)
+    for p in (small, big):
+        p.add_stall(0.01)
+        p.writer_time(1.0)
+        p.add_compute(10.0)
+    assert not small.decide(1.0, never_busy)[0]  # the writer took a whole core of two
+    assert big.decide(1.0, never_busy)[0]  # 1/16 of a big machine
+
+
+def test_busy_writer_skips_without_blocking():
+    p = Policy(1.0, cores=4)
+    p.add_stall(0.001)
+    p.add_compute(1.0)
+    take, reason = p.decide(1.0, lambda: True)
+    assert not take and "busy" in reason
+
+
+def test_spending_stays_within_budget_over_a_long_run():
+    p = Policy(0.05, cores=2)
+    spent, compute = 0.0, 0.0
+    for _ in range(500):
+        if p.decide(0.2, never_busy)[0]:
+            p.add_stall(0.02)
+            spent += 0.02
+        p.add_compute(0.2)
+        compute += 0.2
+    assert spent <= 0.05 * compute + 0.02 and spent >= 0.03 * compute
