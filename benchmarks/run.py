@@ -57,13 +57,28 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {system}, Python {platform.python_version()}, load average {load}"
 
 
+def commit() -> str:
+    """The checkout's commit, and whether the working tree differs from it."""
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+
+    try:
+        head, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain")
+    except OSError:
+        return "commit unknown"
+    if head.returncode != 0:
+        return "commit unknown"
+    return f"commit {head.stdout.strip()}{' with uncommitted changes' if dirty.stdout.strip() else ''}"
+
+
 def main(argv=None):
     p = base_parser(__doc__.splitlines()[0])
     p.add_argument("--only", action="append", choices=PARTS, help="run only this part (repeatable)")
     p.add_argument("--python", action="append", default=[], help="another interpreter for hooks.py")
     ns = p.parse_args(argv)
     began = time.perf_counter()
-    print(f"start: {machine()}", flush=True)
+    print(f"start: {machine()}; {commit()}", flush=True)
     rows = []
     for part in ns.only or PARTS:
         exes = interpreters(ns.python) if part == "hooks" else [sys.executable]

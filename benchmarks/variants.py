@@ -61,20 +61,29 @@ def finetune_torch_save(folder: str | Path, save_dir: str | Path) -> Path:
     return path
 
 
+# (example, level) -> (anchor line, hindsight statement inserted after it)
 HINDSIGHT = {
-    "epoch": ("scheduler.step()", 'flortrace.log("fc2_weight_norm", model.fc2.weight.norm().item())'),
-    "batch": ("opt.step()", 'flortrace.log("batch_loss", loss.item())'),
+    ("digits_cnn", "epoch"): (
+        "scheduler.step()",
+        'flortrace.log("fc2_weight_norm", model.fc2.weight.norm().item())',
+    ),
+    ("digits_cnn", "batch"): ("opt.step()", 'flortrace.log("batch_loss", loss.item())'),
+    ("pure_python", "epoch"): (
+        "lr *= args.decay",
+        'flortrace.log("max_weight", max(max(row) for row in weights))',
+    ),
 }
 
 
-def digits_hindsight(path: str | Path, level: str | None) -> str | None:
-    """Write digits_cnn.py to ``path`` with a hindsight log statement at ``level`` ('epoch', 'batch' or None).
-
-    Returns the logged name (None for the unedited script)."""
-    source = (EXAMPLES / "digits_cnn.py").read_text()
-    if level is not None:
-        anchor, line = HINDSIGHT[level]
-        source = insert_after(source, "import argparse", "import flortrace", "digits_cnn hindsight edit")
-        source = insert_after(source, anchor, line, f"digits_cnn {level}-level hindsight edit")
+def hindsight(example: str, path: str | Path, level: str | None) -> str | None:
+    """Write ``examples/EXAMPLE.py`` to ``path`` with a hindsight log statement at ``level`` ('epoch',
+    'batch'; None leaves it unedited). Returns the name the statement logs (None for the unedited script)."""
+    source = (EXAMPLES / f"{example}.py").read_text()
+    if level is None:
+        Path(path).write_text(source)
+        return None
+    anchor, line = HINDSIGHT[example, level]
+    source = insert_after(source, "import argparse", "import flortrace", f"{example} hindsight edit")
+    source = insert_after(source, anchor, line, f"{example} {level}-level hindsight edit")
     Path(path).write_text(source)
-    return None if level is None else line.split('"')[1]
+    return line.split('"')[1]

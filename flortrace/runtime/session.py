@@ -33,7 +33,7 @@ class Activation:
         "seq",
         "steps",
         "started",
-        "counter",
+        "taken",
         "skipped",
         "nested",
         "first",
@@ -44,12 +44,16 @@ class Activation:
         self.info, self.frame, self.role, self.whileloop = info, frame, role, whileloop
         self.index, self.iterating, self.main, self.base = -1, False, False, 0
         self.step, self.seq, self.steps, self.started = None, 0, 0, 0.0
-        self.counter, self.skipped = None, False  # for-loop blocks: steps taken so far; skipped on replay
+        self.taken = None  # for-loop blocks: a function telling how many items were taken so far
+        self.skipped = False  # replay skipped this block
         self.nested, self.first = True, None  # top loops: track loops inside? index of the first epoch
         self.length = None  # top loops: len() of the iterable when it has one
 
 
 _first = itemgetter(0)
+
+
+_SIZED_ITERATORS = {type(iter([])), type(iter(range(0))), type(iter(())), type(iter(range(1 << 64)))}
 
 
 def _next_value(counter):
@@ -147,7 +151,7 @@ class Session:
             return self.epoch, None, None
         act = self.stack[-1]
         if act.role == "block":
-            step = act.step if act.counter is None else _next_value(act.counter) - 1
+            step = act.step if act.taken is None else act.taken() - 1
         else:
             step = None if act.main else act.index
         return self.epoch, step, act.info.id
@@ -214,12 +218,18 @@ class Session:
         if self.on_block_enter(act, True):
             act.skipped = True
             return chain((), end)
-        act.counter = count()
-        return chain(map(_first, zip(iterable, act.counter, strict=False)), end)
+        it = iter(iterable)
+        if type(it) in _SIZED_ITERATORS:  # lists, ranges, tuples tell how many items remain: no per-item work
+            total = it.__length_hint__()
+            act.taken = lambda: total - it.__length_hint__()
+            return chain(it, end)
+        counter = count()
+        act.taken = partial(_next_value, counter)
+        return chain(map(_first, zip(it, counter, strict=False)), end)
 
     def _finish_block(self, act):
-        if act.counter is not None:
-            act.steps = _next_value(act.counter)
+        if act.taken is not None:
+            act.steps = act.taken()
         self._pop(act)
         self.on_block_exit(act, act.skipped)
 
