@@ -42,6 +42,7 @@ def run_part(exe: str, part: str, quick: bool) -> list[Row]:
         argv = [exe, str(BENCHMARKS / f"{part}.py"), "--json", str(out), *(["--quick"] if quick else [])]
         proc = subprocess.run(argv, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
+            print(proc.stderr[-4000:], file=sys.stderr)
             return [Row(part, "FAILED", f"exit code {proc.returncode}", _last_line(proc.stderr))]
         return [Row(**row) for row in json.loads(out.read_text())]
 

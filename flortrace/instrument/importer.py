@@ -70,7 +70,10 @@ class InstrumentingFinder(MetaPathFinder):
         self.project, self.patch = project, patch
 
     def find_spec(self, name, path=None, target=None):
-        spec = PathFinder.find_spec(name, path)
+        search = self._search_path(path)
+        if not search:
+            return None  # not under the project: leave it to the usual finders, untouched
+        spec = PathFinder.find_spec(name, search)
         if spec is None or not isinstance(spec.loader, machinery.SourceFileLoader) or not spec.origin:
             return None
         if not self.project.wants(spec.origin):
@@ -79,6 +82,24 @@ class InstrumentingFinder(MetaPathFinder):
         loader.patch = self.patch
         spec.loader = loader
         return spec
+
+    def _search_path(self, path):
+        """Where Python would look, cut to the part that can hold project modules: the leading entries of
+        sys.path under the project (anything after them would be found by Python first elsewhere), or a
+        package's own folders when they are under the project. Keeps imports of libraries cheap."""
+        root = self.project.root + os.sep
+
+        def inside(entry):
+            return (os.path.abspath(entry or os.getcwd()) + os.sep).startswith(root)
+
+        if path is not None:
+            return [p for p in path if inside(p)]
+        leading = []
+        for entry in sys.path:
+            if not inside(entry):
+                break
+            leading.append(entry)
+        return leading
 
     def install(self):
         sys.meta_path.insert(0, self)
