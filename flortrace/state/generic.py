@@ -27,7 +27,13 @@ _MISSING = object()
 
 
 def _all_scalars(items) -> bool:
-    return all(type(x) in SCALARS for x in items)
+    """Only scalars, or tuples of scalars (a dataset of pairs): the items can be copied as they are."""
+    kinds = set(map(type, items))
+    if kinds <= SCALARS:
+        return True
+    return kinds <= SCALARS | {tuple} and all(
+        type(x) in SCALARS or set(map(type, x)) <= SCALARS for x in items
+    )
 
 
 def _capture_items(items, ctx) -> list[Captured]:
