@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from pathlib import Path
 
 from harness import Row, emit, flortrace, fmt_seconds, has_module, parser
@@ -19,7 +20,7 @@ from variants import hindsight
 
 
 def summary(stderr: str) -> str:
-    """The replay's own one-line account ('ran 10 epoch(s), ...'), without the run id."""
+    """The replay's own one-line account, after 'replayed run N:' ('ran 10 epoch(s), ...')."""
     for line in stderr.splitlines():
         if line.startswith("flortrace: replayed run"):
             return line.split(":", 2)[-1].strip()
@@ -41,9 +42,11 @@ class Bench:
         """(seconds, replay summary, values logged) of one replay of the edited script."""
         name = hindsight(self.example, self.script, level)
         command = ["replay", *options, self.script.name, *self.args]
+        started = time.time()
         replay = flortrace(*command, store=self.store, cwd=self.work)
         logs = flortrace("logs", "--name", name, "--format", "json", store=self.store, cwd=self.work)
-        values = [r for r in json.loads(logs.proc.stdout) if r["origin"] == "replay"]
+        rows = json.loads(logs.proc.stdout)
+        values = [r for r in rows if r["origin"] == "replay" and r["ts"] >= started]  # this replay's only
         if not values:
             detail = replay.proc.stderr[-2000:]
             raise RuntimeError(f"replay {' '.join(options)} logged no {name} values:\n{detail}")

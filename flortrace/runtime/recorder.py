@@ -118,7 +118,7 @@ class Recorder(Session):
         self._epoch_stall = 0.0
         self._memos = []
         self.policy.writer_time(self.writer.stats()["seconds"])
-        take, reason = self.policy.decide(self._last_compute, lambda: self.writer.busy)
+        take, reason = self.policy.decide(self._last_compute, self._writer_behind)
         self._snap = take
         action = "take" if take else "skip"
         if take or (action, reason.partition(" (")[0]) != self._last_decision:  # a run of skips: one row
@@ -157,6 +157,15 @@ class Recorder(Session):
         self._last_compute = seconds - self._epoch_stall
         self.epochs_done += 1
         self._flush(force=self._snap or last)
+
+    def _writer_behind(self):
+        """Will the writer still be busy when this epoch ends? It usually is busy right now, with the last
+        epoch's snapshot, but it has a whole epoch to finish it (judged from its measured times)."""
+        if not self.writer.busy:
+            return False
+        stats = self.writer.stats()
+        per_job = stats["seconds"] / stats["jobs"] if stats["jobs"] else float("inf")
+        return per_job - self.writer.in_flight() > (self._last_compute or 0.0)
 
     def _checkpoint_size(self):
         return len(self.main_items) + sum(
@@ -220,7 +229,7 @@ class Recorder(Session):
             size = self._checkpoint_size()
             self._taken.extend((epoch, s["kind"], s["loop_id"], s.get("size", size)) for s in snaps)
         elif snaps:
-            self._decide(epoch, "snapshot", None, "dropped", "writer busy or failed")
+            self._decide(epoch, "snapshot", None, "dropped", "writer still busy with the previous snapshot")
         self._memos = []
 
     # ---- blocks -------------------------------------------------------------------------------

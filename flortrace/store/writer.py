@@ -63,8 +63,16 @@ class SnapshotWriter:
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._registered = False
+        self._submitted = 0.0
         self._recv_lock = threading.Lock()
-        self._stats = {"snapshots": 0, "bytes_raw": 0, "bytes_stored": 0, "seconds": 0.0, "send_seconds": 0.0}
+        self._stats = {
+            "jobs": 0,
+            "snapshots": 0,
+            "bytes_raw": 0,
+            "bytes_stored": 0,
+            "seconds": 0.0,
+            "send_seconds": 0.0,
+        }
         _writers.add(self)
 
     @property
@@ -108,6 +116,7 @@ class SnapshotWriter:
                 "sent_seconds": 0.0,
             }
             self._payload = [item["payload"] for item in items]
+            self._submitted = time.monotonic()
             if not self._registered:
                 self._registered = True
                 atexit.register(self.close)
@@ -118,6 +127,10 @@ class SnapshotWriter:
             self._thread.start()
             self._cond.notify_all()
         return True
+
+    def in_flight(self) -> float:
+        """Seconds the snapshot in flight has been in flight (0.0 when none is)."""
+        return time.monotonic() - self._submitted if self.busy else 0.0
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until nothing is in flight; False on timeout."""
@@ -161,6 +174,7 @@ class SnapshotWriter:
             with self._cond:
                 if self._job is job and not job["sending"]:
                     self._stats["send_seconds"] += job["sent_seconds"]
+                    self._stats["jobs"] += 1
                     self._job = None
                     self._cond.notify_all()
         finally:
