@@ -111,8 +111,11 @@ def stall_check(megabytes=200):
         writer.start()
         t0 = time.perf_counter()
         payload, problems = changeset.capture({("main", "local", "model"): model})
-        writer.submit_many([dict(payload=payload, kind="checkpoint", loop_id=None, seq=None, stall=0.0)],
-                           epoch=0, reason="gpu check")
+        writer.submit_many(
+            [dict(payload=payload, kind="checkpoint", loop_id=None, seq=None, stall=0.0)],
+            epoch=0,
+            reason="gpu check",
+        )
         stall = time.perf_counter() - t0
         writer.close()
         t0 = time.perf_counter()
@@ -133,11 +136,15 @@ def main():
         raise SystemExit("gpu_check needs a CUDA device")
     print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}")
     same, record_s, replay_s, rows = replay_check()
-    print(f"replay of a batch-level statement, epochs 3-5 of 6: exact={same} ({rows} values), "
-          f"replay/record time = {replay_s / record_s:.2f}")
+    print(
+        f"replay of a batch-level statement, epochs 3-5 of 6: exact={same} ({rows} values), "
+        f"replay/record time = {replay_s / record_s:.2f}"
+    )
     s = stall_check()
-    print(f"checkpoint stall: {s['stall']:.2f} GB/s   device->host copy: {s['memcpy']:.2f} GB/s   "
-          f"torch.save: {s['torch_save']:.2f} GB/s   problems: {s['problems'] or 'none'}")
+    print(
+        f"checkpoint stall: {s['stall']:.2f} GB/s   device->host copy: {s['memcpy']:.2f} GB/s   "
+        f"torch.save: {s['torch_save']:.2f} GB/s   problems: {s['problems'] or 'none'}"
+    )
     return 0 if same else 1
 
 
