@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from clirun import flortrace, logs
 
 PURE = textwrap.dedent(
     """\
@@ -90,26 +91,6 @@ NUMPY = textwrap.dedent(
     print("final", m.W.sum())
     """
 )
-
-
-def flortrace(cwd, *args, check=True):
-    env = dict(os.environ, PYTHONHASHSEED="0", FLORTRACE_STORE=str(cwd / ".store"))
-    out = subprocess.run(
-        [sys.executable, "-m", "flortrace", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if check:
-        assert out.returncode == 0, out.stderr
-    return out
-
-
-def logs(cwd, run, origin):
-    out = flortrace(cwd, "logs", "--run", str(run), "--origin", origin, "--format", "json")
-    return [(r["name"], r["epoch"], r["step"], r["value"]) for r in json.loads(out.stdout)]
 
 
 def edit(src, anchor, line):

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from clirun import flortrace
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -25,20 +26,6 @@ CASES = {
     "char_lm.py": (("torch",), "clip_grad_norm_", "flortrace.log('loss', loss.item())"),
     "finetune_frozen.py": (("torch", "sklearn"), "opt.step()", "flortrace.log('loss', loss.item())"),
 }
-
-
-def flortrace(cwd, *args):
-    env = dict(os.environ, PYTHONHASHSEED="0", FLORTRACE_STORE=str(cwd / ".store"))
-    out = subprocess.run(
-        [sys.executable, "-m", "flortrace", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr
-    return out
 
 
 def hindsight(src, anchor, statement):

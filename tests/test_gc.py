@@ -4,13 +4,11 @@ exactly; gc without --yes deletes nothing."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 import textwrap
 
 import pytest
+from clirun import flortrace
 
 pytest.importorskip("numpy")
 
@@ -44,20 +42,6 @@ EDITED = SCRIPT.replace("import numpy as np", "import numpy as np\n\nimport flor
     "    print(epoch, model.head.sum())\n"
     "    flortrace.log('probe', float(model.head @ model.backbone[::50_000]))",
 )
-
-
-def flortrace(cwd, *args):
-    env = dict(os.environ, FLORTRACE_STORE=str(cwd / ".store"), PYTHONPATH=os.getcwd(), PYTHONHASHSEED="0")
-    out = subprocess.run(
-        [sys.executable, "-m", "flortrace", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    return out
 
 
 def digests(store, run_id):
