@@ -49,12 +49,12 @@ def resolve_script(path):
 
 
 def script_code(path, patch):
-    """Compile ``path`` as Python compiles a script: returns (code, source). SyntaxError propagates."""
+    """Compile ``path`` as Python compiles a script, then ``patch`` it. SyntaxError propagates."""
     with open(path, "rb") as f:
         raw = f.read()
     source = importlib.util.decode_source(raw)
     code = compile(raw, str(path), "exec", dont_inherit=True)
-    return patch(code, str(path), source), source
+    return patch(code, str(path), source)
 
 
 def _fresh_main(**attrs):
@@ -68,7 +68,7 @@ def _fresh_main(**attrs):
 def prepare_script(path, argv, patch):
     """Set up sys.argv, sys.path[0] and ``__main__`` for a script file; return (code, globals)."""
     script = resolve_script(path)
-    code, _ = script_code(script, patch)
+    code = script_code(script, patch)
     loader = importlib.machinery.SourceFileLoader("__main__", str(script))
     main = _fresh_main(__name__="__main__", __file__=str(script), __package__=None, __loader__=loader)
     sys.argv[:] = [str(path), *argv]
@@ -210,6 +210,3 @@ def report_start_failure(exc):
         return exc.code
     traceback.print_exception(type(exc), exc, None)
     return 1
-
-
-EXTENSIONS = tuple(importlib.machinery.SOURCE_SUFFIXES)

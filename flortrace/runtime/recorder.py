@@ -73,9 +73,6 @@ class Recorder(Session):
     def on_top_exit(self, act):
         self._top_fp.pop(act, None)
 
-    def _fingerprint(self, items):
-        return changeset.fingerprints(items)
-
     def keep_main(self, act):
         if (act.length or 0) < MANY_ITERATIONS:
             return True
@@ -126,14 +123,14 @@ class Recorder(Session):
         self._last_decision = (action, reason.partition(" (")[0])
         if self.epochs_done < DYNAMIC_EPOCHS:
             first = self._top_fp.pop(act, None) if act.index == 0 else None
-            self._main_fp = first or self._fingerprint(changeset.namespace(act.frame))
+            self._main_fp = first or changeset.fingerprints(changeset.namespace(act.frame))
 
     def on_epoch_end(self, act, last):
         now = perf_counter()
         epoch = self.epoch
         seconds = now - act.started
         if self._main_fp is not None:
-            after = self._fingerprint(changeset.namespace(act.frame))
+            after = changeset.fingerprints(changeset.namespace(act.frame))
             body = act.info.effects
             for key in changeset.changed(self._main_fp, after):
                 if (
@@ -249,7 +246,7 @@ class Recorder(Session):
             self.kinds[act.info.id] = ("block", self.stack[0].info.id)
             self._new_loops.append(act.info)
         if self.epochs_done < DYNAMIC_EPOCHS:
-            self._block_fp[act] = self._fingerprint(self._block_candidates(act))
+            self._block_fp[act] = changeset.fingerprints(self._block_candidates(act))
         act.started = perf_counter()
         self._own += act.started - t0
         return False
@@ -263,7 +260,7 @@ class Recorder(Session):
         main = self.stack[0].frame if self.stack else act.frame
         where = "main" if act.frame is main else "block"
         if before is not None:
-            for key in changeset.changed(before, self._fingerprint(self._block_candidates(act))):
+            for key in changeset.changed(before, changeset.fingerprints(self._block_candidates(act))):
                 if key[:2] == ("block", "local") and key[2] not in info.effects.read_after:
                     continue  # a local of the block's function that nothing reads after the loop
                 if key not in keys:
