@@ -68,6 +68,12 @@ HINDSIGHT = {
         'flortrace.log("fc2_weight_norm", model.fc2.weight.norm().item())',
     ),
     ("digits_cnn", "batch"): ("opt.step()", 'flortrace.log("batch_loss", loss.item())'),
+    ("char_lm", "epoch"): (
+        "val_ppl = evaluate(model, val_data, args.seq_len)",
+        'flortrace.log("head_norm", model.head.weight.norm().item())',
+    ),
+    ("char_lm", "batch"): ("opt.step()", 'flortrace.log("batch_loss", loss.item())'),
+    ("pure_python", "batch"): ("scale = lr / len(batch)", 'flortrace.log("rows_updated", len(grads))'),
     ("pure_python", "epoch"): (
         "lr *= args.decay",
         'flortrace.log("max_weight", max(max(row) for row in weights))',

@@ -66,7 +66,7 @@ def load(flags, start=None):
     for key, value in flags.items():
         if value is not None:
             settings[key] = _coerce(key, value, "--" + key)
-    if not 0 < settings["overhead"] < 10:
+    if not 0 <= settings["overhead"] < 10:
         raise ConfigError(f"overhead must be a fraction such as 0.05, got {settings['overhead']}")
     if settings["backend"] not in ("local", "ray"):
         raise ConfigError(f"backend must be 'local' or 'ray', got {settings['backend']!r}")

@@ -145,6 +145,24 @@ def test_pure_python(tmp_path, anchor, line, epochs):
     assert replayed and replayed == fresh
 
 
+def test_run_recorded_without_snapshots_replays_from_the_start(tmp_path):
+    """--overhead 0 takes no snapshot at all, not even the last epoch's; replay re-executes from epoch 0."""
+    (tmp_path / "train.py").write_text(PURE)
+    flortrace(tmp_path, "-q", "--overhead", "0", "train.py", "6")
+    shown = json.loads(flortrace(tmp_path, "show", "1", "--json").stdout)
+    assert shown["snapshots"] == [] and len(shown["epochs"]) == 6
+    edited = edit(PURE, "print(epoch, round", "flortrace.log('w0', w[0])")
+    (tmp_path / "train.py").write_text(edited)
+    flortrace(tmp_path, "replay", "-q", "--epochs", "3:5", "train.py", "6")
+    replayed = logs(tmp_path, 1, "replay")
+    fresh_dir = tmp_path / "fresh"
+    fresh_dir.mkdir()
+    (fresh_dir / "train.py").write_text(edited)
+    flortrace(fresh_dir, "-q", "train.py", "6")
+    fresh = [r for r in logs(fresh_dir, 1, "record") if r[1] in (3, 4)]
+    assert len(fresh) == 2 and replayed == fresh
+
+
 @pytest.mark.parametrize(
     "anchor, line, workers",
     [

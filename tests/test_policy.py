@@ -47,3 +47,11 @@ def test_spending_stays_within_budget_over_a_long_run():
         p.add_compute(0.2)
         compute += 0.2
     assert spent <= 0.05 * compute + 0.02 and spent >= 0.03 * compute
+
+
+def test_zero_budget_takes_no_snapshot_not_even_a_measuring_one():
+    p = Policy(0.0, cores=2)
+    for _ in range(3):
+        take, reason = p.decide(1.0, never_busy)
+        assert not take and "--overhead 0" in reason
+        p.add_compute(1.0)

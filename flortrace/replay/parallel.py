@@ -45,13 +45,19 @@ def _gpus():
     return []
 
 
-def worker_env(index):
-    """The environment of worker ``index``: one GPU each when there are GPUs. Thread counts are not divided:
-    replay applies the recorded torch settings, since a different thread count can change results."""
+def worker_env(index, count):
+    """The environment of worker ``index`` of ``count``: one GPU each when there are GPUs.
+
+    Thread counts are not divided: replay applies the recorded torch settings, since a different thread
+    count can change results. Workers that share cores instead get OpenMP threads that sleep while they
+    wait: spinning threads of one worker would starve the others (2 workers on 2 cores ran 15x slower
+    than one after the other), and the wait policy changes no result."""
     env = dict(os.environ)
     gpus = _gpus()
     if gpus:
         env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
+    if count > 1:
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return env
 
 
@@ -103,7 +109,7 @@ def replay_parallel(target, argv, settings, module, run, plan, notify):
         + ", ".join(f"{p[0]}-{p[-1]}" for p in parts)
     )
     commands = [command(target, argv, module, run["id"], p, settings, i, count) for i, p in enumerate(parts)]
-    envs = [worker_env(i) for i in range(count)]
+    envs = [worker_env(i, count) for i in range(count)]
     began = time.monotonic()
     done = []
 

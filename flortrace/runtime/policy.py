@@ -1,8 +1,9 @@
 """When to snapshot: keep what snapshots cost the training run under ``overhead`` times its compute time.
 
 Flor guessed a disk speed; here every cost is measured as it happens: the training-thread stall (capture)
-of each snapshot, and the time the writer process then works, counted for the share of the machine it
-takes from training (all of it on a 2-core machine, little on a big one). The estimate for the next
+of each snapshot, and the CPU time the writer process then spends, counted for the share of the machine it
+takes from training (all of it on a 2-core machine, little on a big one). The writer's waits for the disk
+(fsync) take no CPU from training, so they do not count. The estimate for the next
 snapshot is a running mean of measured ones. An epoch either gets a full snapshot (a memo for each of its
 blocks plus the checkpoint at its end) or none; the last epoch always gets its checkpoint.
 """
@@ -17,7 +18,7 @@ class Policy:
         self.overhead = overhead
         self.compute = 0.0  # training time so far, stall excluded
         self.stall = 0.0  # training-thread time spent capturing so far
-        self.writer = 0.0  # writer-process seconds so far, weighted by the share of the machine it takes
+        self.writer = 0.0  # writer-process CPU seconds so far, weighted by the share of the machine it takes
         self.estimate: float | None = None  # cost of one full snapshot (stall + weighted writer time)
         self.share = 1.0 / max((cores or os.cpu_count() or 1) - 1, 1)
         self._snapshots = 0
@@ -32,7 +33,7 @@ class Policy:
         self._update()
 
     def writer_time(self, seconds):
-        """The writer process has worked ``seconds`` in total so far."""
+        """The writer process has used ``seconds`` of CPU in total so far."""
         self.writer = seconds * self.share
         self._update()
 
@@ -43,6 +44,8 @@ class Policy:
     def decide(self, epoch_seconds, writer_busy):
         """Decide at the start of an epoch; ``epoch_seconds`` is the last epoch's compute time (or None),
         ``writer_busy()`` asked only when the budget allows a snapshot. Returns (take, reason)."""
+        if not self.overhead:
+            return False, "no snapshots (--overhead 0)"
         if self.estimate is None:
             if writer_busy():
                 return False, "writer still busy"

@@ -32,6 +32,7 @@ class Recorder(Session):
         super().__init__()
         self.catalog, self.run_id, self.writer = catalog, run_id, writer
         self.policy = Policy(overhead)
+        self.snapshots = overhead > 0  # --overhead 0: timings and sources only, so nothing to discover
         self.notify = notify or (lambda msg: None)
         self.loops = {}  # loop id -> LoopInfo, every instrumented loop
         self.kinds = {}  # loop id -> (kind, parent) for loops that ran as main or block
@@ -64,10 +65,14 @@ class Recorder(Session):
             self.loops[info.id] = info
 
     # ---- epochs ---------------------------------------------------------------------------------
+    def _discovering(self):
+        """Changesets are still being discovered (fingerprints before and after epochs and blocks)."""
+        return self.snapshots and self.epochs_done < DYNAMIC_EPOCHS
+
     def on_top_enter(self, act):
         # A top loop may turn out to be the main loop: fingerprint what its frame reaches before its first
         # iteration (first execution only), so epoch 0 is compared against the state before it.
-        if act.seq == 0 and self.epochs_done < DYNAMIC_EPOCHS:
+        if act.seq == 0 and self._discovering():
             self._top_fp[act] = changeset.fingerprints(changeset.namespace(act.frame))
 
     def on_top_exit(self, act):
@@ -101,6 +106,8 @@ class Recorder(Session):
         self._new_loops.append(act.info)
         self.main_runs.append(dict(loop_id=act.info.id, run=act.seq, base=act.base))
         self._main_runs_dirty = True
+        if self.snapshots:
+            self.writer.start()  # boots while epoch 0 runs, so the first snapshot does not wait for it
         self._start_epoch(act)
         self._own = perf_counter() - t0  # our own time in this epoch, not the script's
 
@@ -114,14 +121,14 @@ class Recorder(Session):
             self.notify(f"checkpointing stopped, training goes on: {self.writer.failed}")
         self._epoch_stall = 0.0
         self._memos = []
-        self.policy.writer_time(self.writer.stats()["seconds"])
+        self.policy.writer_time(self.writer.stats()["cpu_seconds"])
         take, reason = self.policy.decide(self._last_compute, self._writer_behind)
         self._snap = take
         action = "take" if take else "skip"
         if take or (action, reason.partition(" (")[0]) != self._last_decision:  # a run of skips: one row
             self._decide(self.epoch, "snapshot", None, action, reason)
         self._last_decision = (action, reason.partition(" (")[0])
-        if self.epochs_done < DYNAMIC_EPOCHS:
+        if self._discovering():
             first = self._top_fp.pop(act, None) if act.index == 0 else None
             self._main_fp = first or changeset.fingerprints(changeset.namespace(act.frame))
 
@@ -141,13 +148,13 @@ class Recorder(Session):
                     continue  # a local of the main loop's function that is dead after each epoch
                 self._add_main(key, "changed during an epoch")
             self._main_fp = None
-        if self.epochs_done < DYNAMIC_EPOCHS:
+        if self._discovering():
             body = act.info.effects
             for name in body.rebound & (body.read | body.read_after):
                 scope, _ = _lookup(act.frame, name)
                 self._add_main((scope, name), "rebound in the epoch loop")
             self._invalidate()
-        if self._snap or last:
+        if self._snap or (last and self.snapshots):
             self._checkpoint(act, epoch, last)
         self._add("epochs", (epoch, act.info.id, act.index, time.time() - seconds, seconds))
         self.policy.add_compute(seconds - self._epoch_stall)
@@ -161,7 +168,9 @@ class Recorder(Session):
         if not self.writer.busy:
             return False
         stats = self.writer.stats()
-        per_job = stats["seconds"] / stats["jobs"] if stats["jobs"] else float("inf")
+        if not stats["jobs"]:  # nothing measured yet: behind only if already slower than an epoch
+            return self.writer.in_flight() > (self._last_compute or 0.0)
+        per_job = stats["seconds"] / stats["jobs"]
         return per_job - self.writer.in_flight() > (self._last_compute or 0.0)
 
     def _checkpoint_size(self):
@@ -236,7 +245,7 @@ class Recorder(Session):
         out = {
             (where, s, n): o for (s, n), o in changeset.resolve(act.frame, act.info.effects.changed()).items()
         }
-        if where == "block" and self.epochs_done < DYNAMIC_EPOCHS:
+        if where == "block" and self._discovering():
             out.update({("main", s, n): o for (s, n), o in changeset.namespace(main).items()})
         return out
 
@@ -245,7 +254,7 @@ class Recorder(Session):
         if act.info.id not in self.kinds:
             self.kinds[act.info.id] = ("block", self.stack[0].info.id)
             self._new_loops.append(act.info)
-        if self.epochs_done < DYNAMIC_EPOCHS:
+        if self._discovering():
             self._block_fp[act] = changeset.fingerprints(self._block_candidates(act))
         act.started = perf_counter()
         self._own += act.started - t0

@@ -71,6 +71,7 @@ class SnapshotWriter:
             "bytes_raw": 0,
             "bytes_stored": 0,
             "seconds": 0.0,
+            "cpu_seconds": 0.0,
             "send_seconds": 0.0,
         }
         _writers.add(self)
@@ -101,6 +102,8 @@ class SnapshotWriter:
         """Queue several snapshots of one epoch as one job (each item: payload, kind, loop_id, seq, stall).
 
         They are written and committed in order, each on its own; False if not taken."""
+        if self.busy:  # reads the answers that have arrived, so a finished job no longer counts
+            return False
         with self._cond:
             if self._job is not None or self.failed is not None or self._closed:
                 return False
@@ -167,7 +170,7 @@ class SnapshotWriter:
                     return self._end_job(job, detail)
                 with self._cond:
                     job["answered"] += 1
-                    for key in ("bytes_raw", "bytes_stored", "seconds"):
+                    for key in ("bytes_raw", "bytes_stored", "seconds", "cpu_seconds"):
                         self._stats[key] += detail[key]
                     self._stats["snapshots"] += 1
                 timeout = 0.0
@@ -218,7 +221,8 @@ class SnapshotWriter:
             self._sock = parent
 
     def stats(self) -> dict:
-        """Snapshots written, bytes raw and stored (new bytes only), seconds in the writer and sending."""
+        """Snapshots written, bytes raw and stored (new bytes only), the writer's wall and CPU seconds, and
+        seconds spent sending."""
         with self._cond:
             return dict(self._stats)
 
@@ -476,7 +480,7 @@ def _write_snapshot(
     sock: socket.socket, store: Store | None, run_id: int, meta: dict, error: str | None
 ) -> tuple[str, Any]:
     """Receive one snapshot's frames and write it; ('ok', stats) or ('error', message)."""
-    began = time.monotonic()
+    began, cpu = time.monotonic(), time.process_time()
     inband = _recv_frame(sock)
     if inband is None:
         raise EOFError("connection closed mid-snapshot")
@@ -522,7 +526,12 @@ def _write_snapshot(
         )
     except Exception as exc:
         return "error", _describe(exc, store_root=store.root)
-    return "ok", {"bytes_raw": raw, "bytes_stored": new_bytes, "seconds": time.monotonic() - began}
+    return "ok", {
+        "bytes_raw": raw,
+        "bytes_stored": new_bytes,
+        "seconds": time.monotonic() - began,
+        "cpu_seconds": time.process_time() - cpu,
+    }
 
 
 def _describe(exc: BaseException, store_root: Path) -> str:
