@@ -373,3 +373,18 @@ def test_catalog_stays_readable_while_writing(store, run_id, writer):
         while writer.busy:
             assert reader.run(run_id)["status"] == "running"
         assert len(reader.snapshots(run_id)) == 1
+
+
+def test_a_finished_snapshot_does_not_block_the_next_submit(writer, store, run_id):
+    """Nobody asks `busy` between two epochs' snapshots: submitting reads the writer's answer itself."""
+    assert submit(writer, {"w": np.arange(10.0)}, epoch=0)
+    deadline = time.monotonic() + 60
+    while writer.stats()["jobs"] == 0 and len(store.catalog.snapshots(run_id)) == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.2)  # the answer is on its way back once the catalog row exists
+    assert submit(writer, {"w": np.arange(10.0) + 1}, epoch=1)
+    wait_idle(writer)
+    assert [s["epoch"] for s in store.catalog.snapshots(run_id)] == [0, 1]
+    stats = writer.stats()
+    assert stats["jobs"] == 2 and 0 < stats["cpu_seconds"] <= stats["seconds"] * 1.5
