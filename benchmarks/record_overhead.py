@@ -1,6 +1,7 @@
 """Wall time of recording with flortrace vs running the script plainly, and vs what users do instead.
 
-For each workload the commands run interleaved, each in every position of the rotation in turn (plain,
+Besides the default budget, flortrace runs with ``--overhead 0`` ("no checkpoints": hooks, timings, the
+catalog and the sources, no snapshots). For each workload the commands run interleaved, each in every position of the rotation in turn (plain,
 flortrace; flortrace, plain; ...), and the medians of wall time and of CPU time (user + system of the
 command and its children, the writer process included) are compared; each time is shown with its range.
 On digits_cnn two alternatives join the rotation: the same script with a synchronous ``torch.save`` of
@@ -34,6 +35,7 @@ WORKLOADS = [
     ("pure_python", [], ["--quick"], False),
     ("numpy_softmax", [], ["--quick"], False),
     ("digits_cnn", [], ["--quick", "--epochs", "3"], True),
+    ("char_lm", [], ["--quick", "--epochs", "3"], True),
 ]
 
 
@@ -48,6 +50,10 @@ def commands(name: str, args: list[str], work: Path, store: Path) -> dict:
     out = {
         "plain": command([py, script, *args]),
         "flortrace": command([py, "-m", "flortrace", "-q", script, *args], {"FLORTRACE_STORE": str(store)}),
+        "no checkpoints": command(
+            [py, "-m", "flortrace", "-q", "--overhead", "0", script, *args],
+            {"FLORTRACE_STORE": str(store.with_name("store-no-checkpoints"))},
+        ),
     }
     if name == "digits_cnn":
         out["torch.save every epoch"] = command([py, str(digits_torch_save(work)), *args])

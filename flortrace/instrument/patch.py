@@ -9,7 +9,9 @@ leaves them. Comprehensions, generator expressions, generators and coroutines ar
 from __future__ import annotations
 
 import ast
+import dis
 import inspect
+import sys
 from dataclasses import dataclass, field
 from types import CodeType
 
@@ -23,6 +25,13 @@ _SKIP_FLAGS = (
 )
 _SKIP_NAMES = {"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<lambda>"}
 _RETURNS = {"RETURN_VALUE", "RETURN_CONST"}
+# Every loop has a FOR_ITER or a backward jump. On 3.10 jumps are absolute and may go either way, so those
+# count when they go back; 3.11+ names its backward jumps.
+_LOOP_OPS = {dis.opmap[n] for n in dis.opmap if n == "FOR_ITER" or "BACKWARD" in n}
+_ABSOLUTE_JUMPS = set(dis.hasjabs) if sys.version_info < (3, 11) else set()
+_EXTENDED_ARG = dis.opmap["EXTENDED_ARG"]
+# The most a hook call sequence pushes above the stack it finds (NULL or callable, hook, argument).
+_EXTRA_STACK = 3
 
 
 @dataclass(eq=False)
@@ -185,7 +194,7 @@ def instrument(code, file, hooks, loops_out=None, spans=None, _parent=None, _par
     )
     if consts != code.co_consts:
         code = code.replace(co_consts=consts)
-    if code.co_flags & _SKIP_FLAGS or code.co_name in _SKIP_NAMES:
+    if code.co_flags & _SKIP_FLAGS or code.co_name in _SKIP_NAMES or not _may_loop(code):
         return code
     bc = Bytecode.from_code(code)
     instrs = list(bc)
@@ -229,7 +238,25 @@ def instrument(code, file, hooks, loops_out=None, spans=None, _parent=None, _par
         out.extend(post.get(i, ()))
     bc.clear()
     bc.extend(out)
-    return bc.to_code()
+    if getattr(code, "co_exceptiontable", b""):
+        return bc.to_code()  # the depths of the exception table's entries are recomputed with the stack size
+    # Inserted calls push at most _EXTRA_STACK above the stack they find, so the size is known: computing it
+    # (a walk of the control flow graph) would be most of the cost of patching.
+    return bc.to_code(stacksize=code.co_stacksize + _EXTRA_STACK, compute_exception_stack_depths=False)
+
+
+def _may_loop(code):
+    """False when ``code`` surely has no loop (then it is not converted at all: cheap imports)."""
+    raw, ext = code.co_code, 0
+    for offset in range(0, len(raw), 2):
+        op, arg = raw[offset], raw[offset + 1] | ext
+        if op == _EXTENDED_ARG:
+            ext = arg << 8
+            continue
+        ext = 0
+        if op in _LOOP_OPS or (op in _ABSOLUTE_JUMPS and arg * 2 <= offset):
+            return True
+    return False
 
 
 def _patch_while(instrs, info, hooks, first, tick, last, pre, post, retarget):

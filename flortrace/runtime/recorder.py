@@ -106,8 +106,6 @@ class Recorder(Session):
         self._new_loops.append(act.info)
         self.main_runs.append(dict(loop_id=act.info.id, run=act.seq, base=act.base))
         self._main_runs_dirty = True
-        if self.snapshots:
-            self.writer.start()  # boots while epoch 0 runs, so the first snapshot does not wait for it
         self._start_epoch(act)
         self._own = perf_counter() - t0  # our own time in this epoch, not the script's
 

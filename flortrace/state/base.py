@@ -14,8 +14,6 @@ import pickle
 import sys
 from dataclasses import dataclass, field
 
-import cloudpickle
-
 SCALARS = frozenset({int, float, bool, str, bytes, complex, type(None), range, type(Ellipsis)})
 
 
@@ -156,6 +154,8 @@ class Pickled(Captured):
             data = pickle.dumps(obj, protocol=5)
         except Exception:
             try:
+                import cloudpickle  # only when plain pickle fails (it imports logging: ~5 ms a run)
+
                 data = cloudpickle.dumps(obj, protocol=5)
             except Exception as exc:
                 raise Unsupported(f"cannot capture {type_name(obj)}{where}: {exc}") from None
