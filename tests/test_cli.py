@@ -127,7 +127,7 @@ def test_killed_run_reads_crashed_and_replays_its_epochs(project):
     (project / "train.py").write_text(slow)
     env = dict(os.environ, FLORTRACE_STORE=str(project / ".store"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flortrace", "-q", "--overhead", "1", "train.py", "50"],
+        [sys.executable, "-m", "flortrace", "-q", "--overhead", "9", "train.py", "50"],
         cwd=project,
         env=env,
         stdout=subprocess.PIPE,

@@ -234,7 +234,7 @@ def parallel_case(tmp_path, backend):
     big = PURE.replace("range(120)", "range(20000)").replace("data[:30]", "data[:300]")
     edited = edit(big, "total += err * err", "flortrace.log('err', err) if x < 0.001 else None")
     (tmp_path / "train.py").write_text(big)
-    flortrace(tmp_path, "-q", "--overhead", "1", "train.py", "10")
+    flortrace(tmp_path, "-q", "--overhead", "9", "train.py", "10")
     (tmp_path / "train.py").write_text(edited)
     out = flortrace(
         tmp_path, "replay", "--workers", "2", "--backend", backend, "--epochs", "1:9", "train.py", "10"
@@ -263,7 +263,7 @@ def test_ray_backend_matches_a_fresh_run(tmp_path):
 def test_damaged_checkpoint_is_detected_and_replay_falls_back(tmp_path):
     big = PURE.replace("range(120)", "range(20000)")
     (tmp_path / "train.py").write_text(big)
-    flortrace(tmp_path, "-q", "--overhead", "1", "train.py", "8")
+    flortrace(tmp_path, "-q", "--overhead", "9", "train.py", "8")
     shown = json.loads(flortrace(tmp_path, "show", "1", "--json").stdout)
     checkpoints = sorted(s["epoch"] for s in shown["snapshots"] if s["kind"] == "checkpoint")
     target = max(e for e in checkpoints if e < 7)

@@ -15,6 +15,7 @@ pytest.importorskip("numpy")
 SCRIPT = textwrap.dedent(
     """\
     import sys
+    import time
 
     import numpy as np
 
@@ -35,6 +36,7 @@ SCRIPT = textwrap.dedent(
         for i in range(5):
             model.step(rng.normal())
         print(epoch, model.head.sum())
+        time.sleep(0.1)  # epochs long enough for the budget to pay for flortrace's start-up and snapshots
     """
 )
 EDITED = SCRIPT.replace("import numpy as np", "import numpy as np\n\nimport flortrace").replace(
@@ -76,8 +78,8 @@ def probes(cwd, run_id):
 def test_gc_keeps_what_the_remaining_run_needs(tmp_path):
     store = tmp_path / ".store"
     (tmp_path / "train.py").write_text(SCRIPT)
-    flortrace(tmp_path, "-q", "--overhead", "1", "train.py", "1")
-    flortrace(tmp_path, "-q", "--overhead", "1", "train.py", "2")
+    flortrace(tmp_path, "-q", "--overhead", "9", "train.py", "1")
+    flortrace(tmp_path, "-q", "--overhead", "9", "train.py", "2")
     first, second = digests(store, 1), digests(store, 2)
     shared, only_first = first & second, first - second
     assert shared and only_first and first | second == blob_files(store)

@@ -9,7 +9,7 @@ def never_busy():
 
 def test_first_snapshot_measures_then_budget_decides():
     p = Policy(0.05, cores=2)
-    assert p.decide(None, never_busy)[0]
+    assert p.decide(1.0, never_busy) == (True, "first snapshot: measuring its cost")
     p.add_stall(0.1)
     p.add_compute(1.0)
     take, reason = p.decide(1.0, never_busy)
@@ -55,3 +55,16 @@ def test_zero_budget_takes_no_snapshot_not_even_a_measuring_one():
         take, reason = p.decide(1.0, never_busy)
         assert not take and "--overhead 0" in reason
         p.add_compute(1.0)
+
+
+def test_start_up_and_bookkeeping_count_against_the_budget():
+    p = Policy(0.05, cores=2)
+    p.add_own(0.2)  # start-up: a short first epoch cannot pay for it
+    take, reason = p.decide(1.0, never_busy)
+    assert not take and "start-up" in reason
+    for _ in range(4):
+        p.add_compute(1.0)
+    assert p.decide(1.0, never_busy)[0]  # 0.05 * 5 s > 0.2 s: the first snapshot may measure now
+    p.add_stall(0.01)
+    p.add_own(0.2)
+    assert not p.decide(1.0, never_busy)[0]  # 0.05 * 5 s < 0.41 s spent and 0.01 s more estimated

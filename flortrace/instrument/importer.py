@@ -68,6 +68,7 @@ class InstrumentingFinder:
 
     def __init__(self, project: ProjectFilter, patch):
         self.project, self.patch = project, patch
+        self._inside = {}  # sys.path entry or package folder -> whether it is under the project
 
     def find_spec(self, name, path=None, target=None):
         search = self._search_path(path)
@@ -87,10 +88,14 @@ class InstrumentingFinder:
         """Where Python would look, cut to the part that can hold project modules: the leading entries of
         sys.path under the project (anything after them would be found by Python first elsewhere), or a
         package's own folders when they are under the project. Keeps imports of libraries cheap."""
-        root = self.project.root + os.sep
+        root, known = self.project.root + os.sep, self._inside
 
         def inside(entry):
-            return (os.path.abspath(entry or os.getcwd()) + os.sep).startswith(root)
+            if not entry:  # the working directory, which the script may change
+                return (os.getcwd() + os.sep).startswith(root)
+            if entry not in known:  # a big library imports thousands of modules from the same few folders
+                known[entry] = (os.path.abspath(entry) + os.sep).startswith(root)
+            return known[entry]
 
         if path is not None:
             return [p for p in path if inside(p)]

@@ -1,11 +1,13 @@
-"""When to snapshot: keep what snapshots cost the training run under ``overhead`` times its compute time.
+"""When to snapshot: keep what flortrace costs the training run under ``overhead`` times its compute time.
 
 Flor guessed a disk speed; here every cost is measured as it happens: the training-thread stall (capture)
-of each snapshot, and the CPU time the writer process then spends, counted for the share of the machine it
-takes from training (all of it on a 2-core machine, little on a big one). The writer's waits for the disk
-(fsync) take no CPU from training, so they do not count. The estimate for the next
-snapshot is a running mean of measured ones. An epoch either gets a full snapshot (a memo for each of its
-blocks plus the checkpoint at its end) or none; the last epoch always gets its checkpoint.
+of each snapshot; flortrace's other time on the training thread (start-up before the script runs,
+discovering changesets, writing catalog rows); and the CPU time the writer process spends (its start-up
+included), counted for the share of the machine it takes from training (all of it on a 2-core machine,
+little on a big one). The writer's waits for the disk (fsync) take no CPU from training, so they do not
+count. The estimate for the next snapshot is a running mean of measured ones; before there is one, the
+first snapshot waits until the budget has room. An epoch either gets a full snapshot (a memo for each of
+its blocks plus the checkpoint at its end) or none; the last epoch always gets its checkpoint.
 """
 
 from __future__ import annotations
@@ -19,12 +21,17 @@ class Policy:
         self.compute = 0.0  # training time so far, stall excluded
         self.stall = 0.0  # training-thread time spent capturing so far
         self.writer = 0.0  # writer-process CPU seconds so far, weighted by the share of the machine it takes
+        self.own = 0.0  # flortrace's other training-thread time so far (start-up, bookkeeping)
         self.estimate: float | None = None  # cost of one full snapshot (stall + weighted writer time)
         self.share = 1.0 / max((cores or os.cpu_count() or 1) - 1, 1)
         self._snapshots = 0
 
     def add_compute(self, seconds):
         self.compute += max(seconds, 0.0)
+
+    def add_own(self, seconds):
+        """Training-thread time flortrace spent on anything but capturing snapshots."""
+        self.own += max(seconds, 0.0)
 
     def add_stall(self, seconds):
         """One full snapshot's training-thread stall was measured."""
@@ -46,12 +53,14 @@ class Policy:
         ``writer_busy()`` asked only when the budget allows a snapshot. Returns (take, reason)."""
         if not self.overhead:
             return False, "no snapshots (--overhead 0)"
+        allowed = self.overhead * (self.compute + (epoch_seconds or 0.0))
+        left = allowed - self.stall - self.writer - self.own
         if self.estimate is None:
+            if left <= 0:
+                return False, f"start-up and bookkeeping used the budget so far ({-left:.3g}s over)"
             if writer_busy():
                 return False, "writer still busy"
             return True, "first snapshot: measuring its cost"
-        allowed = self.overhead * (self.compute + (epoch_seconds or 0.0))
-        left = allowed - self.stall - self.writer
         if self.estimate > left:
             return False, f"over budget (est. {self.estimate:.3g}s > {left:.3g}s left)"
         if writer_busy():

@@ -110,8 +110,9 @@ class Recorder(Session):
         self._own = perf_counter() - t0  # our own time in this epoch, not the script's
 
     def on_epoch_start(self, act):
-        self._own = 0.0
+        t0 = perf_counter()
         self._start_epoch(act)
+        self._own = perf_counter() - t0
 
     def _start_epoch(self, act):
         if self.writer.failed and "writer" not in self.warned:
@@ -134,6 +135,8 @@ class Recorder(Session):
         now = perf_counter()
         epoch = self.epoch
         seconds = now - act.started
+        compute = max(seconds - self._epoch_stall - self._own, 0.0)  # the script's own time in the epoch
+        own, self._epoch_stall = self._own, 0.0
         if self._main_fp is not None:
             after = changeset.fingerprints(changeset.namespace(act.frame))
             body = act.info.effects
@@ -155,10 +158,11 @@ class Recorder(Session):
         if self._snap or (last and self.snapshots):
             self._checkpoint(act, epoch, last)
         self._add("epochs", (epoch, act.info.id, act.index, time.time() - seconds, seconds))
-        self.policy.add_compute(seconds - self._epoch_stall)
-        self._last_compute = seconds - self._epoch_stall
+        self.policy.add_compute(compute)
+        self._last_compute = compute
         self.epochs_done += 1
         self._flush(force=self._snap or last)
+        self.policy.add_own(own + perf_counter() - now - self._epoch_stall)  # _epoch_stall: the checkpoint's
 
     def _writer_behind(self):
         """Will the writer still be busy when this epoch ends? It usually is busy right now, with the last
@@ -280,12 +284,13 @@ class Recorder(Session):
                 if (where, scope, name) not in keys:
                     keys.add((where, scope, name))
                     self.reasons.setdefault(info.id, {})[name] = "rebound in the block"
+        stall = 0.0
         if self._snap and self.epoch is not None:
-            t0 = perf_counter()
+            began = perf_counter()
             payload, problems = changeset.capture(
                 _resolve({k: None for k in keys}, {"main": main, "block": act.frame})
             )
-            stall = perf_counter() - t0
+            stall = perf_counter() - began
             self._epoch_stall += stall
             self._warn(problems)
             self._memos.append(
@@ -300,7 +305,7 @@ class Recorder(Session):
             )
         if self.epoch is not None:
             self._add("blocks", (self.epoch, info.id, act.seq, act.steps, seconds))
-        self._own += perf_counter() - t0
+        self._own += perf_counter() - t0 - stall
 
     # ---- logs and catalog rows ---------------------------------------------------------------------
     def log(self, name, value, lineno=None):

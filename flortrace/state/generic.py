@@ -14,6 +14,7 @@ import collections
 import dataclasses
 import enum
 import functools
+import itertools
 import struct
 import types
 from dataclasses import dataclass
@@ -31,9 +32,10 @@ def _all_scalars(items) -> bool:
     kinds = set(map(type, items))
     if kinds <= SCALARS:
         return True
-    return kinds <= SCALARS | {tuple} and all(
-        type(x) in SCALARS or set(map(type, x)) <= SCALARS for x in items
-    )
+    if not kinds <= SCALARS | {tuple}:
+        return False
+    tuples = items if kinds == {tuple} else [x for x in items if type(x) is tuple]
+    return set(map(type, itertools.chain.from_iterable(tuples))) <= SCALARS  # all at C speed
 
 
 def _capture_items(items, ctx) -> list[Captured]:
