@@ -1,8 +1,11 @@
 """Wall time of recording with flortrace vs running the script plainly, and vs what users do instead.
 
 Besides the default budget, flortrace runs with ``--overhead 0`` ("no checkpoints": hooks, timings, the
-catalog and the sources, no snapshots). For each workload the commands run interleaved, each in every position of the rotation in turn (plain,
-flortrace; flortrace, plain; ...), and the medians of wall time and of CPU time (user + system of the
+catalog and the sources, no snapshots). Full sizes are runs of 6-12 s, a small training job; flortrace's
+fixed start-up (imports, instrumenting, opening the catalog) is measured on its own first, on a script of
+two tiny nested loops, since on a run of a few seconds it is most of the overhead. For each workload the
+commands run interleaved, each in every position of the rotation in turn (plain, flortrace; flortrace,
+plain; ...), and the medians of wall time and of CPU time (user + system of the
 command and its children, the writer process included) are compared; each time is shown with its range.
 On digits_cnn two alternatives join the rotation: the same script with a synchronous ``torch.save`` of
 model, optimizer and scheduler after every epoch, and the script under a minimal ``sys.settrace`` hook
@@ -32,11 +35,35 @@ from variants import digits_torch_save
 
 # name, full-size arguments, quick arguments, needs torch
 WORKLOADS = [
-    ("pure_python", [], ["--quick"], False),
-    ("numpy_softmax", [], ["--quick"], False),
-    ("digits_cnn", [], ["--quick", "--epochs", "3"], True),
+    ("pure_python", ["--epochs", "30"], ["--quick"], False),
+    ("numpy_softmax", ["--epochs", "40"], ["--quick"], False),
+    ("digits_cnn", ["--epochs", "30"], ["--quick", "--epochs", "3"], True),
     ("char_lm", [], ["--quick", "--epochs", "3"], True),
 ]
+TINY = "for epoch in range(2):\n    for step in range(2):\n        pass\n"
+
+
+def measure_start_up(repeats: int) -> Row:
+    """flortrace's fixed cost: a script of two tiny nested loops, plain and recorded without checkpoints."""
+    with tempfile.TemporaryDirectory(prefix="flortrace-bench-startup-") as tmp:
+        work = Path(tmp)
+        (work / "tiny.py").write_text(TINY)
+        store = {"FLORTRACE_STORE": str(work / "store")}
+        argv = {
+            "plain": [sys.executable, "tiny.py"],
+            "flortrace": [sys.executable, "-m", "flortrace", "-q", "--overhead", "0", "tiny.py"],
+        }
+        wall = {mode: [] for mode in argv}
+        for r in range(repeats):
+            for mode in sorted(argv, reverse=r % 2 == 1):
+                wall[mode].append(run_command(argv[mode], work, store).wall)
+    plain, recorded = median(wall["plain"]), median(wall["flortrace"])
+    return Row(
+        "record",
+        f"fixed start-up, median of {repeats}",
+        f"flortrace +{fmt_seconds(recorded - plain)}",
+        f"python {fmt_seconds(plain)}, python -m flortrace --overhead 0 {fmt_seconds(recorded)}",
+    )
 
 
 def commands(name: str, args: list[str], work: Path, store: Path) -> dict:
@@ -130,7 +157,7 @@ def main(argv=None):
     p.add_argument("--only", action="append", help="run only this workload (repeatable)")
     ns = p.parse_args(argv)
     repeats = ns.repeats or (3 if ns.quick else 5)
-    rows = []
+    rows = [measure_start_up(3 * repeats)]
     for name, full, quick, needs_torch in WORKLOADS:
         if ns.only and name not in ns.only:
             continue

@@ -13,7 +13,6 @@ import os
 import runpy
 import signal
 import sys
-import traceback
 import types
 from pathlib import Path
 
@@ -177,6 +176,8 @@ def exit_code_of(exc):
     try:
         sys.excepthook(type(exc), exc, exc.__traceback__)
     except Exception:
+        import traceback  # only when sys.excepthook itself fails
+
         traceback.print_exception(type(exc), exc, exc.__traceback__)
     return INTERRUPTED if isinstance(exc, KeyboardInterrupt) else 1
 
@@ -208,5 +209,7 @@ def report_start_failure(exc):
     if isinstance(exc, NoScript):
         print(exc, file=sys.stderr)
         return exc.code
+    import traceback
+
     traceback.print_exception(type(exc), exc, None)
     return 1

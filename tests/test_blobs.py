@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from flortrace.store import BlobStore, CorruptBlob, Store, StoreError
+from flortrace.store import CorruptBlob, Store, StoreError
+from flortrace.store.blobs import BlobStore
 
 
 @pytest.fixture

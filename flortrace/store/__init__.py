@@ -6,6 +6,7 @@ Layout under ROOT (default ``./.flortrace``): ``catalog.sqlite``, ``blobs/ab/<di
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import time
@@ -20,10 +21,9 @@ class CorruptBlob(StoreError):
     """A blob is missing, truncated or does not match its digest."""
 
 
-from flortrace.store.blobs import BlobStore  # noqa: E402
 from flortrace.store.catalog import Catalog  # noqa: E402
 
-__all__ = ["BlobStore", "Catalog", "CorruptBlob", "Store", "StoreError"]
+__all__ = ["Catalog", "CorruptBlob", "Store", "StoreError"]
 
 CATALOG_NAME = "catalog.sqlite"
 
@@ -41,7 +41,14 @@ class Store:
                 f"no flortrace store at {self.root} (record a run first: python -m flortrace script.py)"
             )
         self.catalog = Catalog(self.root / CATALOG_NAME)
-        self.blobs = BlobStore(self.root / "blobs", tmpdir=self.tmp)
+
+    @functools.cached_property
+    def blobs(self):
+        """The blob store, made on first use: recording never reads or writes blobs itself (the writer
+        process does), so it does not pay for importing hashlib and lz4."""
+        from flortrace.store.blobs import BlobStore
+
+        return BlobStore(self.root / "blobs", tmpdir=self.tmp)
 
     @classmethod
     def open_existing(cls, root: str | os.PathLike) -> Store:
