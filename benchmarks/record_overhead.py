@@ -36,7 +36,7 @@ from variants import digits_torch_save
 # name, full-size arguments, quick arguments, needs torch
 WORKLOADS = [
     ("pure_python", ["--epochs", "30"], ["--quick"], False),
-    ("numpy_softmax", ["--epochs", "40"], ["--quick"], False),
+    ("numpy_softmax", ["--epochs", "400", "--hidden", "256"], ["--quick"], False),
     ("digits_cnn", ["--epochs", "30"], ["--quick", "--epochs", "3"], True),
     ("char_lm", [], ["--quick", "--epochs", "3"], True),
 ]
