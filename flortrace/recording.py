@@ -6,10 +6,7 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
-
-import flortrace
 
 from . import runner
 from .driver import project_root, run_under
@@ -84,7 +81,6 @@ def record(target, argv, settings, module=False):
 
     def start():
         os._exit = exit_now
-        recorder.policy.add_own(time.perf_counter() - flortrace._imported)  # imports, instrumenting, catalog
 
     def add_source(rel, source):
         catalog.add_source(run_id, rel, source)

@@ -387,4 +387,4 @@ def test_a_finished_snapshot_does_not_block_the_next_submit(writer, store, run_i
     wait_idle(writer)
     assert [s["epoch"] for s in store.catalog.snapshots(run_id)] == [0, 1]
     stats = writer.stats()
-    assert stats["jobs"] == 2 and stats["cpu_seconds"] > 0  # the writer process's, start-up included
+    assert stats["jobs"] == 2 and 0 < stats["cpu_seconds"] <= stats["seconds"] * 1.5

@@ -1,13 +1,15 @@
-"""When to snapshot: keep what flortrace costs the training run under ``overhead`` times its compute time.
+"""When to snapshot: keep what flortrace costs training under ``overhead`` times its compute time.
 
 Flor guessed a disk speed; here every cost is measured as it happens: the training-thread stall (capture)
-of each snapshot; flortrace's other time on the training thread (start-up before the script runs,
-discovering changesets, writing catalog rows); and the CPU time the writer process spends (its start-up
-included), counted for the share of the machine it takes from training (all of it on a 2-core machine,
-little on a big one). The writer's waits for the disk (fsync) take no CPU from training, so they do not
-count. The estimate for the next snapshot is a running mean of measured ones; before there is one, the
-first snapshot waits until the budget has room. An epoch either gets a full snapshot (a memo for each of
-its blocks plus the checkpoint at its end) or none; the last epoch always gets its checkpoint.
+of each snapshot; flortrace's other time on the training thread during epochs (discovering changesets,
+writing catalog rows); and the CPU time the writer process spends on snapshots, counted for the share of
+the machine it takes from training (all of it on a 2-core machine, little on a big one). The writer's
+waits for the disk (fsync) take no CPU from training, so they do not count. Fixed costs (start-up:
+imports, instrumenting, starting the writer) are paid once whatever the policy decides, so they are not
+charged to it: a short run would otherwise spend its whole budget before its first epoch. The first
+snapshot is taken to measure what one costs; the estimate for the next is a running mean of measured ones.
+An epoch either gets a full snapshot (a memo for each of its blocks plus the checkpoint at its end) or
+none; the last epoch always gets its checkpoint.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ class Policy:
         self.compute = 0.0  # training time so far, stall excluded
         self.stall = 0.0  # training-thread time spent capturing so far
         self.writer = 0.0  # writer-process CPU seconds so far, weighted by the share of the machine it takes
-        self.own = 0.0  # flortrace's other training-thread time so far (start-up, bookkeeping)
+        self.own = 0.0  # flortrace's other training-thread time during epochs so far (bookkeeping)
         self.estimate: float | None = None  # cost of one full snapshot (stall + weighted writer time)
         self.share = 1.0 / max((cores or os.cpu_count() or 1) - 1, 1)
         self._snapshots = 0
@@ -56,8 +58,6 @@ class Policy:
         allowed = self.overhead * (self.compute + (epoch_seconds or 0.0))
         left = allowed - self.stall - self.writer - self.own
         if self.estimate is None:
-            if left <= 0:
-                return False, f"start-up and bookkeeping used the budget so far ({-left:.3g}s over)"
             if writer_busy():
                 return False, "writer still busy"
             return True, "first snapshot: measuring its cost"
