@@ -21,9 +21,9 @@ overhead budget. Later, add flortrace.log(...) lines and run `python -m flortrac
 
 options:
   --store DIR        where runs are kept (default ./.flortrace, env FLORTRACE_STORE)
-  --overhead F       what snapshots and bookkeeping may cost training, as a fraction of its time
-                     (default 0.05); 0 takes no snapshots (timings and sources only: replay then
-                     re-executes from the start)
+  --overhead F       what flortrace may cost training (start-up, bookkeeping, snapshots), as a
+                     fraction of its time (default 0.05); 0 takes no snapshots (timings and
+                     sources only: replay then re-executes from the start)
   --name LABEL       a label for this run
   -q, --quiet        no flortrace notices on stderr
   -m MODULE          run a module, like python -m

@@ -6,7 +6,10 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import flortrace
 
 from . import runner
 from .driver import project_root, run_under
@@ -81,6 +84,9 @@ def record(target, argv, settings, module=False):
 
     def start():
         os._exit = exit_now
+        recorder.policy.add_fixed(
+            time.perf_counter() - flortrace._imported
+        )  # imports, instrumenting, catalog
 
     def add_source(rel, source):
         catalog.add_source(run_id, rel, source)

@@ -1,5 +1,7 @@
 """The adaptive policy keeps measured snapshot costs within the overhead budget."""
 
+import pytest
+
 from flortrace.runtime.policy import Policy
 
 
@@ -67,3 +69,17 @@ def test_bookkeeping_counts_against_the_budget():
     assert p.decide(1.0, never_busy)[0]  # 0.05 * 5 s > 0.01 s spent + 0.01 s estimated
     take, reason = q.decide(1.0, never_busy)
     assert not take and "over budget" in reason  # ... but not once 0.24 s of bookkeeping are added
+
+
+def test_start_up_is_charged_in_parts_over_a_main_loop_of_known_length():
+    p = Policy(0.05, cores=2)
+    p.add_fixed(1.0)
+    p.spread_over(4)
+    for _ in range(4):
+        p.add_compute(1.0)
+        p.epoch_done()
+    assert p.own == pytest.approx(1.0) and p.fixed == pytest.approx(0.0)
+    q = Policy(0.05, cores=2)
+    q.add_fixed(1.0)  # a loop of unknown length: all at once
+    q.epoch_done()
+    assert q.own == pytest.approx(1.0)

@@ -106,6 +106,8 @@ class Recorder(Session):
         self._new_loops.append(act.info)
         self.main_runs.append(dict(loop_id=act.info.id, run=act.seq, base=act.base))
         self._main_runs_dirty = True
+        if act.length is not None and not self.epochs_done:
+            self.policy.spread_over(act.length - act.index)
         self._start_epoch(act)
         self._own = perf_counter() - t0  # our own time in this epoch, not the script's
 
@@ -159,6 +161,7 @@ class Recorder(Session):
             self._checkpoint(act, epoch, last)
         self._add("epochs", (epoch, act.info.id, act.index, time.time() - seconds, seconds))
         self.policy.add_compute(compute)
+        self.policy.epoch_done()
         self._last_compute = compute
         self.epochs_done += 1
         self._flush(force=self._snap or last)
