@@ -92,9 +92,8 @@ def _lines(instrs, lo, hi):
     return [ins.lineno for ins in instrs[lo:hi] if isinstance(ins, Instr) and isinstance(ins.lineno, int)]
 
 
-def _find_loops(instrs):
+def _find_loops(instrs, labels):
     """Return [(kind, first, header, last)] with indices into ``instrs``, in instruction order."""
-    labels = {id(x): i for i, x in enumerate(instrs) if isinstance(x, Label)}
     loops, for_headers = [], set()
     for i, ins in enumerate(instrs):
         if isinstance(ins, Instr) and ins.name == "FOR_ITER":  # also inlined comprehensions (3.12+)
@@ -141,6 +140,7 @@ def _merge_while(edges):
 
 
 def labels_of(instrs):
+    """{id(label): its index in ``instrs``}: where each jump target is."""
     return {id(x): i for i, x in enumerate(instrs) if isinstance(x, Label)}
 
 
@@ -198,7 +198,8 @@ def instrument(code, file, hooks, loops_out=None, spans=None, _parent=None, _par
         return code
     bc = Bytecode.from_code(code)
     instrs = list(bc)
-    found = _find_loops(instrs)
+    labels = labels_of(instrs)  # patching adds labels only to the inserted code: these indices stay right
+    found = _find_loops(instrs, labels)
     if not found:
         return code
     pre, post, retarget = {}, {}, {}
@@ -210,7 +211,7 @@ def instrument(code, file, hooks, loops_out=None, spans=None, _parent=None, _par
         ordinal = sourcemap.match(spans, qual, kind, start[0], hint) if spans and start else None
         ordinal = position if ordinal is None else ordinal
         body = (header + 1, last) if kind == "for" else (first + 1, last + 1)
-        inside = _with_handlers(instrs, labels_of(instrs), *body)
+        inside = _with_handlers(instrs, labels, *body)
         info = LoopInfo(
             id=f"{file}:{qual}#{ordinal}",
             file=file,
@@ -228,7 +229,7 @@ def instrument(code, file, hooks, loops_out=None, spans=None, _parent=None, _par
         if kind == "for":
             pre.setdefault(first, []).extend(emit.wrap_top(hooks.for_loop, info, lineno))
             continue
-        _patch_while(instrs, info, hooks, first, header, last, pre, post, retarget)
+        _patch_while(instrs, labels, info, hooks, first, header, last, pre, post, retarget)
     out = []
     for i, ins in enumerate(instrs):
         out.extend(pre.get(i, ()))
@@ -259,11 +260,10 @@ def _may_loop(code):
     return False
 
 
-def _patch_while(instrs, info, hooks, first, tick, last, pre, post, retarget):
+def _patch_while(instrs, labels, info, hooks, first, tick, last, pre, post, retarget):
     """Enter before ``first``, tick after the ``tick`` label, and call exit where every edge that leaves
     [first, last] lands. Other paths reach those places too (the 3.12 entry test, an outer loop's header):
     there the runtime finds no running activation of this loop in this frame and does nothing."""
-    labels = {id(x): i for i, x in enumerate(instrs) if isinstance(x, Label)}
     entry = Label()
     # Inserted calls take the line of the instruction that runs next, so line events and tracebacks stay
     # those of the user's code.
