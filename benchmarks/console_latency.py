@@ -21,6 +21,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import harness
 import pexpect
 
 SCRIPT = textwrap.dedent(
@@ -71,15 +72,8 @@ def passes_for(seconds):
 
 
 def flortrace(folder, store, *args):
-    env = dict(os.environ, FLORTRACE_STORE=str(store))
-    return subprocess.run(
-        [sys.executable, "-m", "flortrace", *args],
-        cwd=folder,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    """``python -m flortrace ARGS`` in ``folder`` against ``store``; its CompletedProcess (fails loudly)."""
+    return harness.flortrace(*args, store=store, cwd=folder).proc
 
 
 def checkpoints(folder, store):
