@@ -35,6 +35,16 @@ def breakpoint():  # noqa: A001 - mirrors the builtin on purpose
         session.breakpoint(sys._getframe(1))
 
 
+def _hindsight(file, line):
+    """The isolation a line added since the recording runs in during replay (see runtime/hindsight.py)."""
+    session = _hooks._session
+    if session is not None and hasattr(session, "hindsight"):
+        return session.hindsight(file, line)
+    from .runtime.hindsight import NOTHING
+
+    return NOTHING
+
+
 def dataframe(*names, run=None, store=None):
     """A pandas DataFrame of logged values: one row per (run, epoch, step), one column per name."""
     from .export.frame import dataframe as _dataframe

@@ -23,15 +23,18 @@ def project_root(target, module):
 
 
 class Instrumenter:
-    """Patches code for a session and reports the loops and the source of every file it patched."""
+    """Patches code for a session and reports the loops and the source of every file it patched. A session
+    may first recompile a file from its source (``rewrite``: replay isolates the lines added since)."""
 
-    def __init__(self, project: ProjectFilter, on_loops, on_source):
-        self.project, self.on_loops, self.on_source = project, on_loops, on_source
+    def __init__(self, project: ProjectFilter, session, on_source):
+        self.project, self.session, self.on_source = project, session, on_source
 
     def __call__(self, code, path, source):
         rel = self.project.relative(path)
+        rewrite = getattr(self.session, "rewrite", None)
+        code = (rewrite(rel, path, source) if rewrite is not None else None) or code
         code, loops = instrument_module_code(code, rel, hooks.HOOKS, source)
-        self.on_loops(loops)
+        self.session.register(loops, path)
         self.on_source(rel, source)
         return code
 
@@ -40,7 +43,7 @@ def run_under(session, target, argv, module, settings, on_source=None, on_start=
     """Run ``target`` with ``session`` answering the hooks; returns the exception that ended the script
     (None if none). Raises runner.NoScript or SyntaxError when a script file cannot start."""
     project = ProjectFilter(project_root(target, module), settings["include"], settings["exclude"])
-    patch = Instrumenter(project, session.register, on_source or (lambda rel, src: None))
+    patch = Instrumenter(project, session, on_source or (lambda rel, src: None))
     finder = InstrumentingFinder(project, patch)
 
     def start():

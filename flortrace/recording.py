@@ -15,6 +15,7 @@ from . import runner
 from .driver import project_root, run_under
 from .runtime import hooks
 from .runtime.recorder import Recorder, stderr_notice
+from .state.digest import VERSION as DIGEST_VERSION
 from .store import Store
 from .store.writer import SnapshotWriter
 
@@ -56,6 +57,7 @@ def record(target, argv, settings, module=False):
         git=git_commit(root),
         name=settings.get("name"),
     )
+    catalog.set_run_info(run_id, digest_version=DIGEST_VERSION)
     writer = SnapshotWriter(str(store.root), run_id)
     if settings["overhead"] > 0:
         writer.start()  # the process imports while the script sets up, so the first snapshot need not wait

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import platform
+import shlex
 import sys
 from pathlib import Path
 
@@ -10,12 +13,13 @@ from . import runner
 from .driver import project_root, run_under
 from .replay import planner
 from .replay.parallel import replay_parallel
+from .runtime import fidelity
 from .runtime.recorder import stderr_notice
 from .runtime.replayer import Replayer
 from .store import Store, StoreError
 from .store.writer import load_snapshot
 
-DIVERGED = 3  # exit code when re-executed code logged values different from the recording
+DIVERGED = fidelity.EXIT  # exit code when the replay does not reproduce the recording
 
 
 def find_run(catalog, target, module, run_id):
@@ -71,14 +75,32 @@ def replay(
     except planner.PlanError as exc:
         print(f"flortrace: refusing to replay: {exc}", file=sys.stderr)
         return 2
+    recorded = list(run["argv"] or [])
+    causes = []
+    if not argv:
+        argv = recorded
+    elif list(argv) != recorded:
+        if not force:
+            print(
+                f"flortrace: error: run {run['id']} was recorded with arguments {_shown(recorded)}, not "
+                f"{_shown(argv)}; replay without arguments to use the recorded ones (--force replays "
+                "under the new ones, and reports where they lead elsewhere)",
+                file=sys.stderr,
+            )
+            return 2
+        causes.append(f"other arguments than the recording: {_shown(argv)} instead of {_shown(recorded)}")
     if plan_only:
         print_plan(run, plan)
         return 0
     for note in plan.notes:
         notify(note)
+    if segment is None:
+        for change in version_changes(run.get("versions") or {}):
+            notify(f"warning: {change}: results may differ in the last bits")
+            causes.append(change)
     if settings["workers"] > 1 and segment is None:
         store.close()
-        return replay_parallel(target, argv, settings, module, run, plan, notify)
+        return replay_parallel(target, argv, settings, module, run, plan, notify, force)
     last_segment = segment is None or segment[0] == segment[1] - 1
     replayer = Replayer(
         plan,
@@ -88,6 +110,8 @@ def replay(
         settings["tolerance"],
         notify,
         keep_unnumbered=last_segment,
+        force=force,
+        causes=causes,
     )
     from .console import breakpoints
 
@@ -96,10 +120,30 @@ def replay(
             exc = run_under(replayer, target, argv, module, settings)
     except (runner.NoScript, SyntaxError) as failure:
         return runner.report_start_failure(failure)
-    code = runner.exit_code_of(exc)
+    code = 0 if isinstance(exc, fidelity.Diverged) else runner.exit_code_of(exc)
     replayer.finish()
     store.close()
     return report(replayer, run, code, notify)
+
+
+def _shown(argv):
+    return f"`{shlex.join(argv)}`" if argv else "no arguments"
+
+
+def version_changes(recorded):
+    """What differs between the recorded interpreter and libraries and the ones here."""
+    out = []
+    now = {"python": platform.python_version()}
+    for name in ("torch", "numpy"):
+        if name in recorded:
+            try:
+                now[name] = importlib.metadata.version(name)
+            except importlib.metadata.PackageNotFoundError:
+                now[name] = "not installed"
+    for name, version in now.items():
+        if recorded.get(name) not in (None, version):
+            out.append(f"recorded with {name} {recorded[name]}, replaying with {version}")
+    return out
 
 
 def report(replayer, run, code, notify):
@@ -111,14 +155,17 @@ def report(replayer, run, code, notify):
     )
     if names:
         notify(f"see: python -m flortrace logs --run {run['id']} " + " ".join(f"--name {n}" for n in names))
-    for d in replayer.divergences[:20]:
+    for divergence in replayer.divergences[:3]:
+        for line in divergence.lines():
+            print(f"flortrace: {line}", file=sys.stderr)
+    if replayer.divergences:
+        kept = "" if replayer.force or replayer.failed_epoch is None else (
+            f"; values from epoch {replayer.failed_epoch} on were not stored"
+        )
         print(
-            f"flortrace: divergence at epoch {d['epoch']} step {d['step']}: {d['name']} "
-            f"recorded {d['recorded']!r}, "
-            f"replayed {d['replayed']!r}",
+            f"flortrace: the replay of run {run['id']} does not reproduce the recording "
+            f"({len(replayer.divergences)} divergence(s){kept})",
             file=sys.stderr,
         )
-    if replayer.divergences:
-        print(f"flortrace: {len(replayer.divergences)} value(s) diverged from the recording", file=sys.stderr)
         return code or DIVERGED
     return code

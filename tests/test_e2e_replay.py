@@ -197,7 +197,7 @@ def test_fidelity_check_catches_nondeterminism(tmp_path):
     flortrace(tmp_path, "-q", "train.py", "4")
     out = flortrace(tmp_path, "replay", "train.py", "4", check=False)
     assert out.returncode == 3
-    assert "divergence at epoch 0" in out.stderr and "noise" in out.stderr
+    assert "diverged from the recording at epoch 0" in out.stderr and "noise" in out.stderr
 
 
 def test_state_changing_edit_is_refused(tmp_path):

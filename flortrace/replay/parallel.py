@@ -78,7 +78,7 @@ def run_local(commands, envs, progress):
     return results
 
 
-def command(target, argv, module, run_id, epochs, settings, index, count):
+def command(target, argv, module, run_id, epochs, settings, index, count, force=False):
     cmd = [
         sys.executable,
         "-m",
@@ -92,23 +92,26 @@ def command(target, argv, module, run_id, epochs, settings, index, count):
         ",".join(map(str, epochs)),
         "--segment",
         f"{index}/{count}",
-        "--force",
         "-q",
     ]
+    if force:
+        cmd.append("--force")
     if settings["tolerance"]:
         cmd += ["--tolerance", str(settings["tolerance"])]
     cmd += ["-m", target] if module else [target]
     return cmd + list(argv)
 
 
-def replay_parallel(target, argv, settings, module, run, plan, notify):
+def replay_parallel(target, argv, settings, module, run, plan, notify, force=False):
     parts = segments(plan, settings["workers"])
     count = len(parts)
     notify(
         f"replaying {len(plan.selected)} epoch(s) of run {run['id']} in {count} worker(s): "
         + ", ".join(f"{p[0]}-{p[-1]}" for p in parts)
     )
-    commands = [command(target, argv, module, run["id"], p, settings, i, count) for i, p in enumerate(parts)]
+    commands = [
+        command(target, argv, module, run["id"], p, settings, i, count, force) for i, p in enumerate(parts)
+    ]
     envs = [worker_env(i, count) for i in range(count)]
     began = time.monotonic()
     done = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..state.digest import VERSION as DIGEST_VERSION
 from . import diff
 
 
@@ -36,6 +37,11 @@ class Plan:
     recorded_names: set = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
     torch_settings: dict = field(default_factory=dict)
+    digests: dict = field(default_factory=dict)  # (epoch, 'start'|'end') -> {"items": [...], "leaves": {...}}
+    outputs: dict = field(default_factory=dict)  # (epoch, seq, stream) -> {"text", "crc", "nbytes"}
+    start: tuple | None = None  # (loop id, run, manifest) of the state recorded when the first main loop began
+    changed: dict = field(default_factory=dict)  # file (as recorded) -> lines of today's source that changed
+    block_order: dict = field(default_factory=dict)  # epoch -> [(seq, loop id)] of its blocks, in order
 
     def main_run(self, loop_id, run):
         for m in self.mains:
@@ -58,6 +64,16 @@ class Plan:
 
     def memo_for(self, epoch, loop_id, seq):
         return self.memos.get((epoch, loop_id, seq))
+
+    def recorded_seq(self, epoch, loop_id, k):
+        """The recorded seq of the ``k``-th execution of block ``loop_id`` in ``epoch`` (None: it did not run
+        that often): blocks are matched by loop and occurrence, so a loop added since does not shift them."""
+        for seq, found in self.block_order.get(epoch, ()):
+            if found == loop_id:
+                if k == 0:
+                    return seq
+                k -= 1
+        return None
 
     def is_probe(self, loop_id):
         return loop_id in self.probes
@@ -110,10 +126,13 @@ def build(catalog, run_id, root, selected=None, force=False):
     invalid = {
         (d["epoch"], d["kind"], d["loop_id"]) for d in catalog.decisions(run_id) if d["action"] == "invalid"
     }
+    start = None
     for s in catalog.snapshots(run_id):
         if (s["epoch"], s["kind"], s["loop_id"]) in invalid:
             continue
-        if s["kind"] == "checkpoint":
+        if s["kind"] == "start":
+            start = (s["loop_id"], s["seq"], s["manifest"])
+        elif s["kind"] == "checkpoint":
             checkpoints[s["epoch"]] = s["manifest"]
         else:
             memos[(s["epoch"], s["loop_id"], s["seq"])] = s["manifest"]
@@ -121,6 +140,12 @@ def build(catalog, run_id, root, selected=None, force=False):
     report = diff.compare(catalog.sources(run_id), root, loops)
     if report.refusals and not force:
         raise PlanError("\n".join(report.refusals) + "\n(use --force to replay anyway)")
+    digests = catalog.digests(run_id)
+    if digests and (info.get("info") or {}).get("digest_version") != DIGEST_VERSION:
+        digests = {}
+        report.notes.append(
+            f"run {run_id} was recorded by another version of flortrace: its state is not checked on replay"
+        )
     plan = Plan(
         run_id=run_id,
         mains=mains,
@@ -132,7 +157,13 @@ def build(catalog, run_id, root, selected=None, force=False):
         block_seconds={(b["epoch"], b["loop_id"], b["seq"]): b["seconds"] for b in catalog.blocks(run_id)},
         notes=report.notes,
         torch_settings=(info.get("info") or {}).get("torch_settings") or {},
+        digests=digests,
+        outputs=catalog.outputs(run_id),
+        start=start,
+        changed=report.changed,
     )
+    for b in sorted(catalog.blocks(run_id), key=lambda b: (b["epoch"], b["seq"])):
+        plan.block_order.setdefault(b["epoch"], []).append((b["seq"], b["loop_id"]))
     counts = {}
     for row in catalog.logs(run_ids=[run_id], origin="record"):
         key = (row["name"], row["epoch"], row["step"])

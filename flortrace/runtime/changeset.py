@@ -1,18 +1,24 @@
 """Name the state a loop changes, capture it, and put it back into running frames.
 
 An item is ``(where, scope, name)``: ``where`` is 'main' (the frame of the main loop) or 'block' (the frame of
-the block's loop), ``scope`` is 'local' or 'global' relative to that frame. A payload captures each distinct
-object once (aliases share it), plus the global RNG states.
+the block's loop), ``scope`` is 'local' or 'global' relative to that frame, or ``module:NAME`` for a global of
+another module of the user's project (a hand-written schedule's counter in a sibling module is training
+state too). A payload captures each distinct object once (aliases share it), plus the global RNG states.
 """
 
 from __future__ import annotations
 
+import sys
+
 from .. import state
 from . import frames
 
+MODULE = "module:"
 
-def namespace(frame):
-    """The state-like objects a frame can reach by name: {(scope, name): obj}."""
+
+def namespace(frame, modules=()):
+    """The state-like objects a frame can reach by name, and the globals of the project ``modules``
+    (names): {(scope, name): obj}."""
     out = {}
     if frames.is_function_frame(frame):
         for name, obj in frame.f_globals.items():
@@ -21,7 +27,28 @@ def namespace(frame):
     for name, obj in frame.f_locals.items():
         if not name.startswith("__") and _is_state(obj):
             out[("local", name)] = obj
+    for module in modules:
+        found = sys.modules.get(module)
+        space = getattr(found, "__dict__", None)
+        if space is None or space is frame.f_globals:
+            continue
+        for name, obj in list(space.items()):
+            if not name.startswith("__") and _is_state(obj):
+                out[(MODULE + module, name)] = obj
     return out
+
+
+def lookup(frame, scope, name):
+    """Return (scope, value) of an item: a module global, else the name as ``frame`` sees it."""
+    if scope.startswith(MODULE):
+        space = getattr(sys.modules.get(scope[len(MODULE) :]), "__dict__", {})
+        return scope, space.get(name, frames.MISSING)
+    return frames.lookup(frame, name)
+
+
+def label(scope, name):
+    """How a person names an item: ``lr`` in the frame, ``sched_state._calls`` in another module."""
+    return f"{scope[len(MODULE) :]}.{name}" if scope.startswith(MODULE) else name
 
 
 def resolve(frame, names):
@@ -31,6 +58,16 @@ def resolve(frame, names):
         scope, obj = frames.lookup(frame, name)
         if obj is not frames.MISSING and _is_state(obj):
             out[(scope, name)] = obj
+    return out
+
+
+def resolve_items(frame, items):
+    """{(scope, name): obj} for ``(scope, name)`` items still bound to state-like objects."""
+    out = {}
+    for scope, name in items:
+        found_scope, obj = lookup(frame, scope, name)
+        if obj is not frames.MISSING and _is_state(obj):
+            out[(found_scope, name)] = obj
     return out
 
 
@@ -84,7 +121,7 @@ def restore(payload, frames_by_where):
         frame = frames_by_where.get(where)
         if frame is None:
             continue
-        _, current = frames.lookup(frame, name)
+        _, current = lookup(frame, scope, name)
         if idx in live:
             new = live[idx]
         elif current is frames.MISSING:
@@ -94,7 +131,10 @@ def restore(payload, frames_by_where):
         if new is not current:
             rebind.setdefault((id(frame), scope), (frame, scope, {}))[2][name] = new
     for frame, scope, values in rebind.values():
-        frames.bind(frame, values, scope)
+        if scope.startswith(MODULE):
+            sys.modules[scope[len(MODULE) :]].__dict__.update(values)
+        else:
+            frames.bind(frame, values, scope)
     state.restore_rng(payload["rng"])
 
 

@@ -11,10 +11,12 @@ import sys
 import time
 from time import perf_counter
 
-from . import changeset, frames
+from .. import state
+from . import changeset, fidelity, frames
 from .frames import MISSING
 from .frames import lookup as _lookup
 from .logvalues import log_row
+from .output import OutputTap
 from .policy import Policy
 from .session import Session
 
@@ -58,11 +60,36 @@ class Recorder(Session):
         self._last_decision = None
         self._own = 0.0
         self._main_runs_dirty = False
+        self._rows.update(layouts=[], digests=[], outputs=[])
+        self.layouts = fidelity.Layouts()
+        self.tap = OutputTap(self._output_key)
+        self._start = None  # (top activation, payload, problems, items, digest) taken when a loop began
+        self.files = set()  # files of the project that were instrumented
+        self._modules = []  # names of the project's modules other than __main__
+        self._modules_known = 0  # len(self.files) when _modules was computed
 
     # ---- instrumentation callback ---------------------------------------------------------------
-    def register(self, loops):
+    def register(self, loops, path=None):
         for info in loops:
             self.loops[info.id] = info
+        if path is not None:
+            self.files.add(path)
+
+    def modules(self):
+        """Names of the project's modules imported so far (their globals can hold training state)."""
+        if self._modules_known != len(self.files):
+            found = [
+                name
+                for name, m in list(sys.modules.items())
+                if name != "__main__" and getattr(m, "__file__", None) in self.files
+            ]
+            if len(found) + 1 >= len(self.files):  # every file imported by now (one is the script)
+                self._modules_known = len(self.files)
+            self._modules = found
+        return self._modules
+
+    def _namespace(self, frame):
+        return changeset.namespace(frame, self.modules())
 
     # ---- epochs ---------------------------------------------------------------------------------
     def _discovering(self):
@@ -73,10 +100,24 @@ class Recorder(Session):
         # A top loop may turn out to be the main loop: fingerprint what its frame reaches before its first
         # iteration (first execution only), so epoch 0 is compared against the state before it.
         if act.seq == 0 and self._discovering():
-            self._top_fp[act] = changeset.fingerprints(changeset.namespace(act.frame))
+            self._top_fp[act] = changeset.fingerprints(self._namespace(act.frame))
+        if act.seq == 0 and self.snapshots and not self.main_runs and self._start is None:
+            self._take_start(act)
 
     def on_top_exit(self, act):
         self._top_fp.pop(act, None)
+        if self._start is not None and self._start[0] is act and not act.main:
+            self._start = None  # that loop was no epoch loop: the next candidate takes its own
+
+    def _take_start(self, act):
+        """Capture what a loop that may turn out to be the first main loop reaches as it begins, so replay
+        starts epoch 0 from the recorded state even when the set-up is unseeded."""
+        t0 = perf_counter()
+        found = self._namespace(act.frame)
+        payload, problems = changeset.capture({("main", *key): obj for key, obj in found.items()})
+        items = sorted(k for k in found if not any(p.startswith(f"{k[1]}:") for p in problems))
+        self._start = (act, payload, problems, items, fidelity.take(act.frame, items))
+        self.policy.add_fixed(perf_counter() - t0)
 
     def keep_main(self, act):
         if (act.length or 0) < MANY_ITERATIONS:
@@ -95,6 +136,10 @@ class Recorder(Session):
                 self.reasons.pop(key, None)
         self._rows["blocks"] = [r for r in self._rows["blocks"] if r[0] != epoch]
         self._rows["decisions"] = [r for r in self._rows["decisions"] if r[0] != epoch]
+        self._rows["outputs"] = [r for r in self._rows["outputs"] if r[0] != epoch]
+        self.tap.pop(epoch)
+        if self._start is not None and self._start[0] is act:
+            self._start = None
         for row in self._rows["logs"]:
             if row["epoch"] == epoch:
                 row["epoch"] = row["step"] = None
@@ -106,6 +151,8 @@ class Recorder(Session):
         self._new_loops.append(act.info)
         self.main_runs.append(dict(loop_id=act.info.id, run=act.seq, base=act.base))
         self._main_runs_dirty = True
+        if len(self.main_runs) == 1:
+            self.tap.install()
         if act.length is not None and not self.epochs_done:
             self.policy.spread_over(act.length - act.index)
         self._start_epoch(act)
@@ -131,7 +178,7 @@ class Recorder(Session):
         self._last_decision = (action, reason.partition(" (")[0])
         if self._discovering():
             first = self._top_fp.pop(act, None) if act.index == 0 else None
-            self._main_fp = first or changeset.fingerprints(changeset.namespace(act.frame))
+            self._main_fp = first or changeset.fingerprints(self._namespace(act.frame))
 
     def on_epoch_end(self, act, last):
         now = perf_counter()
@@ -140,7 +187,7 @@ class Recorder(Session):
         compute = max(seconds - self._epoch_stall - self._own, 0.0)  # the script's own time in the epoch
         own, self._epoch_stall = self._own, 0.0
         if self._main_fp is not None:
-            after = changeset.fingerprints(changeset.namespace(act.frame))
+            after = changeset.fingerprints(self._namespace(act.frame))
             body = act.info.effects
             for key in changeset.changed(self._main_fp, after):
                 if (
@@ -157,7 +204,9 @@ class Recorder(Session):
                 scope, _ = _lookup(act.frame, name)
                 self._add_main((scope, name), "rebound in the epoch loop")
             self._invalidate()
-        if self._snap or (last and self.snapshots):
+        if self.snapshots:
+            self._witness(act, epoch)
+        if self._snap or (last and self.snapshots) or self._start is not None:
             self._checkpoint(act, epoch, last)
         self._add("epochs", (epoch, act.info.id, act.index, time.time() - seconds, seconds))
         self.policy.add_compute(compute)
@@ -166,6 +215,29 @@ class Recorder(Session):
         self.epochs_done += 1
         self._flush(force=self._snap or last)
         self.policy.add_own(own + perf_counter() - now - self._epoch_stall)  # _epoch_stall: the checkpoint's
+
+    def _witness(self, act, epoch):
+        """What replay must reproduce at this epoch end: the digest of the loop-carried state and RNG states
+        (and, the first time, of the state when the loop began), and what the epoch printed."""
+        if self._start is not None and self._start[0] is act:
+            self._add_digest(act.base, "start", self._start[3], self._start[4])
+        items = sorted({(scope, name) for _, scope, name in self._checkpoint_items()})
+        self._add_digest(epoch, "end", items, fidelity.take(act.frame, items))
+        for (seq, stream), segment in self.tap.pop(epoch).items():
+            self._add("outputs", (epoch, seq, stream, segment.text, segment.crc, segment.nbytes))
+
+    def _add_digest(self, epoch, point, items, leaves):
+        layout, row, values = self.layouts.encode(items, leaves)
+        if row is not None:
+            self._add("layouts", row)
+        self._add("digests", (epoch, point, layout, values))
+
+    def _output_key(self):
+        if self.epoch is None:
+            return None
+        if len(self.stack) > 1 and self.stack[1].role == "block":
+            return (self.epoch, self.stack[1].seq)
+        return (self.epoch, -1)
 
     def _writer_behind(self):
         """Will the writer still be busy when this epoch ends? It usually is busy right now, with the last
@@ -194,17 +266,36 @@ class Recorder(Session):
                 keep.append((epoch, kind, loop_id, size))
         self._taken = keep if self.epochs_done < DYNAMIC_EPOCHS else []
 
+    def _start_snapshot(self, act):
+        """The start snapshot of this main loop as a writer item, once (None when there is none to send)."""
+        if self._start is None or self._start[0] is not act:
+            return None
+        _, payload, problems, _, _ = self._start
+        self._warn(problems)
+        self._start = None
+        return dict(kind="start", loop_id=act.info.id, seq=act.seq, payload=payload, stall=0.0, partial=False)
+
     def _add_main(self, key, reason):
         if key not in self.main_items:
             self.main_items.add(key)
             self.reasons.setdefault("main", {})[key[1]] = reason
 
-    def _checkpoint(self, act, epoch, last):
-        t0 = perf_counter()
+    def _checkpoint_items(self):
+        """The (where, scope, name) items of a checkpoint: what epochs change, and what blocks change in the
+        main loop's frame."""
         items = {("main", scope, name): None for scope, name in self.main_items}
         for keys in self.block_items.values():
             items.update({k: None for k in keys if k[0] == "main"})
-        payload, problems = changeset.capture(_resolve(items, {"main": act.frame}))
+        return items
+
+    def _checkpoint(self, act, epoch, last):
+        start = self._start_snapshot(act)
+        if not (self._snap or last):
+            if start is not None and not self.writer.submit_many([start], epoch=epoch, reason="start"):
+                self._decide(epoch, "start", act.info.id, "dropped", "writer still busy")
+            return
+        t0 = perf_counter()
+        payload, problems = changeset.capture(_resolve(self._checkpoint_items(), {"main": act.frame}))
         stall = perf_counter() - t0
         self._epoch_stall += stall
         self.policy.add_stall(stall + sum(m["stall"] for m in self._memos))
@@ -213,7 +304,7 @@ class Recorder(Session):
         if last and not self._snap:
             reason = "last epoch of the main loop: always checkpointed"
             self._decide(epoch, "snapshot", None, "take", reason)
-        snaps = [dict(m, kind="memo") for m in self._memos]
+        snaps = ([] if start is None else [start]) + [dict(m, kind="memo") for m in self._memos]
         snaps.append(
             dict(
                 kind="checkpoint",
@@ -250,8 +341,8 @@ class Recorder(Session):
         out = {
             (where, s, n): o for (s, n), o in changeset.resolve(act.frame, act.info.effects.changed()).items()
         }
-        if where == "block" and self._discovering():
-            out.update({("main", s, n): o for (s, n), o in changeset.namespace(main).items()})
+        if self._discovering():  # all the main frame reaches: a block may change it through an alias
+            out.update({("main", s, n): o for (s, n), o in self._namespace(main).items()})
         return out
 
     def on_block_enter(self, act, can_skip):
@@ -335,7 +426,7 @@ class Recorder(Session):
             self._new_loops = []
         if self._rows_count:
             self.catalog.add_progress(self.run_id, **self._rows)
-            self._rows = dict(epochs=[], blocks=[], decisions=[], logs=[])
+            self._rows = {table: [] for table in self._rows}
             self._rows_count = 0
         self._flushed = perf_counter()
 
@@ -360,6 +451,7 @@ class Recorder(Session):
     # ---- end of run ------------------------------------------------------------------------------
     def finish(self):
         """Flush everything; called once when the script ends (any way but SIGKILL)."""
+        self.tap.uninstall()
         self._new_loops = list(self.loops.values())
         self._flush(force=True)
         for loop_id, reasons in self.reasons.items():
@@ -371,11 +463,11 @@ class Recorder(Session):
 def _resolve(keys, frames_by_where):
     """{(where, scope, name): obj} for the keys still bound to state-like objects."""
     out = {}
-    for where, _, name in keys:
+    for where, scope, name in keys:
         frame = frames_by_where.get(where)
         if frame is None:
             continue
-        found_scope, obj = _lookup(frame, name)
+        found_scope, obj = changeset.lookup(frame, scope, name)
         if obj is not MISSING and changeset._is_state(obj):
             out[(where, found_scope, name)] = obj
     return out

@@ -38,6 +38,7 @@ class Activation:
         "nested",
         "first",
         "length",
+        "recorded",
     )
 
     def __init__(self, info: LoopInfo, frame, role, whileloop=False):
@@ -48,6 +49,7 @@ class Activation:
         self.skipped = False  # replay skipped this block
         self.nested, self.first = True, None  # top loops: track loops inside? index of the first epoch
         self.length = None  # top loops: len() of the iterable when it has one
+        self.recorded = None  # replay: the recorded seq of this block execution (-2: none matches)
 
 
 _first = itemgetter(0)

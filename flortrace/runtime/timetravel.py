@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from time import perf_counter
 
 from .. import state
-from . import changeset, frames
+from . import changeset, fidelity, frames
 from .replayer import Replayer
 
 _ELEMENT = "__flortrace_element__"
@@ -90,9 +90,8 @@ class TimeTravel(Replayer):
         self.finished = set()  # (loop id, run) of main loops that have ended
         self.started = False
         self._step = None  # (epoch, step) to stop at in that epoch's first block
-        self._reported = 0
 
-    def register(self, loops):
+    def register(self, loops, path=None):
         for info in loops:
             self.infos[info.id] = info
 
@@ -188,9 +187,8 @@ class TimeTravel(Replayer):
 
     def _travel(self, act, main, iterable):
         act.main, act.base = True, main.base
-        if not self._settings_applied and self.plan.torch_settings:
-            state.apply_torch_settings(self.plan.torch_settings)
-            self._settings_applied = True
+        self._apply_settings()
+        self._begin_main(act, main)
         loop = self.loop = _Loop(act, main, iterable, iter(iterable))
         loop.bind = target_binder(act.frame, act.info)
         if not self.started:
@@ -397,6 +395,7 @@ class TimeTravel(Replayer):
     def on_block_enter(self, act, can_skip):
         if self.driver is not None and self.epoch is not None and not self.heading:
             if self._armed(act) or self.driver.wants_live(act.frame):
+                self._match_block(act)
                 self.run_blocks += 1
                 return False
         return super().on_block_enter(act, can_skip)
@@ -430,18 +429,17 @@ class TimeTravel(Replayer):
         epoch, self._step = self._step[0], None
         return f"epoch {epoch}, step {step} of {act.info.id}"
 
-    # ---- logs -----------------------------------------------------------------------------------
+    # ---- logs and the fidelity check ------------------------------------------------------------
     def on_epoch_start(self, act):
+        super().on_epoch_start(act)
         self.seen.clear()  # an epoch may run several times in one session; count its log calls afresh
 
-    def log(self, name, value, lineno=None):
-        super().log(name, value, lineno)
-        for d in self.divergences[self._reported :]:
-            self.notify(
-                f"divergence at epoch {d['epoch']} step {d['step']}: {d['name']} recorded "
-                f"{d['recorded']!r}, replayed {d['replayed']!r}"
-            )
-        self._reported = len(self.divergences)
+    def _diverge(self, where, epoch, diffs, causes=None):
+        """In the console a divergence is said, not fatal: the user is looking around."""
+        divergence = fidelity.Divergence(where, epoch, diffs, causes or self._causes(diffs, where))
+        self.divergences.append(divergence)
+        for line in divergence.lines():
+            self.notify(line)
 
 
 def _span(first, last):

@@ -21,9 +21,9 @@ from typing import Any
 
 from flortrace.store import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RUN_STATUSES = ("running", "finished", "failed", "crashed")
-SNAPSHOT_KINDS = ("checkpoint", "memo")
+SNAPSHOT_KINDS = ("checkpoint", "memo", "start")
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -75,9 +75,27 @@ CREATE TABLE logs (
     ts REAL NOT NULL
 );
 CREATE INDEX logs_run ON logs (run, origin, epoch);
+CREATE TABLE IF NOT EXISTS digest_layouts (
+    run INTEGER NOT NULL, layout INTEGER NOT NULL, items TEXT NOT NULL, paths TEXT NOT NULL,
+    PRIMARY KEY (run, layout)
+);
+CREATE TABLE IF NOT EXISTS digests (
+    run INTEGER NOT NULL, epoch INTEGER NOT NULL, point TEXT NOT NULL, layout INTEGER NOT NULL,
+    leaves TEXT NOT NULL, PRIMARY KEY (run, epoch, point)
+);
+CREATE TABLE IF NOT EXISTS outputs (
+    run INTEGER NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL, stream TEXT NOT NULL,
+    text TEXT NOT NULL, crc INTEGER NOT NULL, nbytes INTEGER NOT NULL, PRIMARY KEY (run, epoch, seq, stream)
+);
 """
+# Tables added in schema version 2 (digests and recorded output, for the fidelity check); a version 1 catalog
+# gets them when it is opened.
+_SCHEMA_2 = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS digest_layouts") :]
 
-_RUN_TABLES = ("sources", "loops", "epochs", "blocks", "decisions", "changesets", "logs")
+_RUN_TABLES = (
+    "sources", "loops", "epochs", "blocks", "decisions", "changesets", "logs", "digest_layouts", "digests",
+    "outputs",
+)
 
 _RUN_SELECT = """
 SELECT r.*,
@@ -141,6 +159,12 @@ class Catalog:
                 f"{self.path} is an SQLite file but not a flortrace catalog; pick another folder with --store"
             )
         version = int(row[0])
+        if version == 1:
+            with self._write() as db:
+                for statement in _SCHEMA_2.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"the catalog {self.path} has schema version {version}, newer than this flortrace "
@@ -361,11 +385,16 @@ class Catalog:
         blocks: Iterable[tuple] = (),
         decisions: Iterable[tuple] = (),
         logs: Iterable[dict] = (),
+        layouts: Iterable[tuple] = (),
+        digests: Iterable[tuple] = (),
+        outputs: Iterable[tuple] = (),
     ) -> None:
         """Write what a recording accumulated, in one transaction.
 
         epochs: (epoch, loop_id, index, started, seconds); blocks: (epoch, loop_id, seq, steps, seconds);
-        decisions: (epoch, kind, loop_id, action, reason); logs: rows as for ``add_logs``."""
+        decisions: (epoch, kind, loop_id, action, reason); logs: rows as for ``add_logs``;
+        layouts: (layout, items, paths); digests: (epoch, point, layout, leaves); outputs: (epoch, seq,
+        stream, text, crc, nbytes), seq -1 for what the epoch printed outside its blocks."""
         now = time.time()
         log_values = [
             (
@@ -398,6 +427,17 @@ class Catalog:
                 "INSERT INTO logs (run, name, value, vtype, epoch, step, loop_id, lineno, origin, ts)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 log_values,
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO digest_layouts VALUES (?, ?, ?, ?)",
+                [(run_id, n, json.dumps(items), json.dumps(paths)) for n, items, paths in layouts],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?)",
+                [(run_id, e, point, n, json.dumps(leaves)) for e, point, n, leaves in digests],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO outputs VALUES (?, ?, ?, ?, ?, ?, ?)", [(run_id, *o) for o in outputs]
             )
             self._touch(db, run_id, now)
 
@@ -437,6 +477,26 @@ class Catalog:
         for r in self._rows("SELECT * FROM changesets WHERE run = ? ORDER BY loop_id, ord", (run_id,)):
             result.setdefault(r["loop_id"], []).append((r["name"], r["reason"]))
         return result
+
+    def digests(self, run_id: int) -> dict[tuple[int, str], dict]:
+        """(epoch, point) -> {"items": [[scope, name], ...], "leaves": {path: leaf}}, point 'start' or 'end'."""
+        layouts = {
+            r["layout"]: (json.loads(r["items"]), json.loads(r["paths"]))
+            for r in self._rows("SELECT * FROM digest_layouts WHERE run = ?", (run_id,))
+        }
+        out = {}
+        for r in self._rows("SELECT * FROM digests WHERE run = ? ORDER BY epoch", (run_id,)):
+            items, paths = layouts[r["layout"]]
+            leaves = dict(zip(paths, json.loads(r["leaves"]), strict=True))
+            out[(r["epoch"], r["point"])] = {"items": [tuple(i) for i in items], "leaves": leaves}
+        return out
+
+    def outputs(self, run_id: int) -> dict[tuple[int, int, str], dict]:
+        """(epoch, seq, stream) -> {"text": first part, "crc": of all of it, "nbytes": its length}."""
+        return {
+            (r["epoch"], r["seq"], r["stream"]): {"text": r["text"], "crc": r["crc"], "nbytes": r["nbytes"]}
+            for r in self._rows("SELECT * FROM outputs WHERE run = ? ORDER BY epoch, seq", (run_id,))
+        }
 
     # -- snapshots and the policy's decisions --------------------------------------------------------
 
@@ -538,10 +598,19 @@ class Catalog:
             r["value"] = json.loads(r["value"])
         return rows
 
-    def delete_logs(self, run_id: int, origin: str = "replay", epochs: list[int] | None = None) -> None:
+    def delete_logs(
+        self,
+        run_id: int,
+        origin: str = "replay",
+        epochs: list[int] | None = None,
+        names: list[str] | None = None,
+    ) -> None:
         """Delete a run's logs of one origin (all, or of some epochs; None in ``epochs`` means rows logged
-        outside any epoch), e.g. when a new replay replaces them."""
+        outside any epoch; only ``names`` when given), e.g. when a new replay replaces them."""
         sql, params = "DELETE FROM logs WHERE run = ? AND origin = ?", [run_id, origin]
+        if names is not None:
+            sql += f" AND name IN ({','.join('?' * len(names))})"
+            params += names
         if epochs is not None:
             numbered = [e for e in epochs if e is not None]
             test = f"epoch IN ({','.join('?' * len(numbered))})"
