@@ -35,11 +35,11 @@ def breakpoint():  # noqa: A001 - mirrors the builtin on purpose
         session.breakpoint(sys._getframe(1))
 
 
-def _hindsight(file, line):
+def _hindsight(file, line, column=0):
     """The isolation a line added since the recording runs in during replay (see runtime/hindsight.py)."""
     session = _hooks._session
     if session is not None and hasattr(session, "hindsight"):
-        return session.hindsight(file, line)
+        return session.hindsight(file, line, column)
     from .runtime.hindsight import NOTHING
 
     return NOTHING

@@ -91,6 +91,7 @@ def record(target, argv, settings, module=False):
         )  # imports, instrumenting, catalog
 
     def add_source(rel, source):
+        recorder.sources[rel] = source
         catalog.add_source(run_id, rel, source)
 
     try:

@@ -81,10 +81,17 @@ def replay(
         argv = recorded
     elif list(argv) != recorded:
         if not force:
+            ours = [a for a in argv if a.split("=")[0] in OWN_OPTIONS]
+            hint = (
+                f" (flortrace's own options go before the script: python -m flortrace replay {ours[0]} ...)"
+                if ours
+                else ""
+            )
             print(
-                f"flortrace: error: run {run['id']} was recorded with arguments {_shown(recorded)}, not "
-                f"{_shown(argv)}; replay without arguments to use the recorded ones (--force replays "
-                "under the new ones, and reports where they lead elsewhere)",
+                f"flortrace: error: run {run['id']} was recorded with {_shown(recorded)}, "
+                f"not {_shown(argv)}; "
+                "replay without arguments to use the recorded ones, or with --force under the new ones"
+                + hint,
                 file=sys.stderr,
             )
             return 2
@@ -112,6 +119,7 @@ def replay(
         keep_unnumbered=last_segment,
         force=force,
         causes=causes,
+        keep_setup=list(argv) != recorded,
     )
     from .console import breakpoints
 
@@ -124,6 +132,9 @@ def replay(
     replayer.finish()
     store.close()
     return report(replayer, run, code, notify)
+
+
+OWN_OPTIONS = {"--run", "--epochs", "--workers", "--backend", "--plan", "--force", "--tolerance", "--store"}
 
 
 def _shown(argv):
@@ -159,8 +170,10 @@ def report(replayer, run, code, notify):
         for line in divergence.lines():
             print(f"flortrace: {line}", file=sys.stderr)
     if replayer.divergences:
-        kept = "" if replayer.force or replayer.failed_epoch is None else (
-            f"; values from epoch {replayer.failed_epoch} on were not stored"
+        kept = (
+            ""
+            if replayer.force or replayer.failed_epoch is None
+            else (f"; values from epoch {replayer.failed_epoch} on were not stored")
         )
         print(
             f"flortrace: the replay of run {run['id']} does not reproduce the recording "

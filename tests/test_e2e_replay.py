@@ -277,7 +277,7 @@ def test_damaged_checkpoint_is_detected_and_replay_falls_back(tmp_path):
     edited = edit(big, "print(epoch, round", "flortrace.log('w0', w[0])")
     (tmp_path / "train.py").write_text(edited)
     out = flortrace(tmp_path, "replay", "--epochs", f"{target + 1}:8", "train.py", "8")
-    assert manifest in out.stderr and "without that snapshot" in out.stderr
+    assert manifest in out.stderr and "using an earlier snapshot" in out.stderr
     fresh_dir = tmp_path / "fresh"
     fresh_dir.mkdir()
     (fresh_dir / "train.py").write_text(edited)

@@ -3,7 +3,9 @@
 A block whose lines changed is a *probe* (it must execute). A changed line in a function that holds no
 recorded loop may be called from any block, so then every block is a probe. Added statements that rebind
 existing names, store into attributes or subscripts, or call well-known mutating methods would change the
-training and are refused unless forced.
+training and are refused unless forced: a first filter, cheap and early; replay's state check judges every
+added line on its first run (runtime/hindsight.py). Random numbers drawn or seeds set by an added line
+cannot leak into training, as replay restores the generators after it.
 """
 
 from __future__ import annotations
@@ -32,20 +34,14 @@ MUTATING_METHODS = {
     "load_state_dict",
     "train",
     "eval",
-    "manual_seed",
-    "seed",
     "shuffle",
-    "requires_grad_",
-    "copy_",
-    "fill_",
-    "zero_",
-    "add_",
-    "mul_",
-    "sub_",
-    "div_",
-    "clamp_",
-    "normal_",
-    "uniform_",
+    "sort",
+    "reverse",
+    "popitem",
+    "apply",
+    "register_buffer",
+    "register_parameter",
+    "add_module",
 }
 
 
@@ -98,7 +94,21 @@ def _statements_on(tree, lines):
     return out
 
 
+def _root(node):
+    """The name an expression is reached from (``model`` for ``model.fc.weight[0]`` and for
+    ``model.parameters()``), or None for a fresh value (a call of a plain function, a literal)."""
+    while True:
+        if isinstance(node, (ast.Attribute, ast.Subscript, ast.Starred)):
+            node = node.value
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            node = node.func.value
+        else:
+            return node.id if isinstance(node, ast.Name) else None
+
+
 def _why_mutating(stmt, old_names):
+    """Why a statement would change state the recording had, or None. A first filter: replay's state check
+    judges every added line on its first run."""
     for node in ast.walk(stmt):
         if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
             targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
@@ -107,16 +117,25 @@ def _why_mutating(stmt, old_names):
                     if isinstance(sub, (ast.Attribute, ast.Subscript)) and isinstance(
                         sub.ctx, (ast.Store, ast.Del)
                     ):
-                        return "stores into an attribute or item"
+                        if _root(sub) in old_names:
+                            return f"stores into {ast.unparse(sub)}"
                     if isinstance(sub, ast.Name) and sub.id in old_names:
                         return f"rebinds {sub.id!r}, which the recorded code uses"
         if isinstance(node, ast.NamedExpr) and node.target.id in old_names:
             return f"rebinds {node.target.id!r}, which the recorded code uses"
         if isinstance(node, (ast.Global, ast.Nonlocal)):
             return "declares global/nonlocal names"
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            if node.func.attr in MUTATING_METHODS:
-                return f"calls .{node.func.attr}(), which changes state"
+        if not isinstance(node, ast.Call):
+            continue
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        in_place = name.endswith("_") and not name.endswith("__")  # torch's naming of in-place operations
+        if isinstance(node.func, ast.Attribute) and (name in MUTATING_METHODS or in_place):
+            if _root(node.func.value) in old_names:
+                return f"calls {ast.unparse(node.func)}(), which changes state"
+        if in_place or name in ("setattr", "delattr"):
+            touched = [a for a in node.args if _root(a) in old_names]
+            if touched:
+                return f"calls {ast.unparse(node.func)}() on {ast.unparse(touched[0])}, which changes it"
     return None
 
 

@@ -39,7 +39,9 @@ class Plan:
     torch_settings: dict = field(default_factory=dict)
     digests: dict = field(default_factory=dict)  # (epoch, 'start'|'end') -> {"items": [...], "leaves": {...}}
     outputs: dict = field(default_factory=dict)  # (epoch, seq, stream) -> {"text", "crc", "nbytes"}
-    start: tuple | None = None  # (loop id, run, manifest) of the state recorded when the first main loop began
+    start: tuple | None = (
+        None  # (loop id, run, manifest) of the state recorded when the first main loop began
+    )
     changed: dict = field(default_factory=dict)  # file (as recorded) -> lines of today's source that changed
     block_order: dict = field(default_factory=dict)  # epoch -> [(seq, loop id)] of its blocks, in order
 

@@ -94,48 +94,79 @@ def changed(before, after):
 
 
 def capture(items):
-    """Capture ``{(where, scope, name): obj}``; returns (payload, problems naming what failed)."""
-    objects, index, names, problems = [], {}, [], []
+    """Capture ``{(where, scope, name): obj}``; returns (payload, problems naming what failed). The objects
+    share one capture (``shared``), so what two names reach is captured and restored once."""
+    distinct = sorted({id(obj): obj for obj in items.values()}.values(), key=_owner_first)
+    try:
+        records = state.capture_all(distinct)
+    except Exception as exc:  # a user object whose state cannot be read
+        records = [state.Unsupported(f"{type(exc).__name__}: {exc}")] * len(distinct)
+    objects, index, problems = [], {}, []
+    for obj, rec in zip(distinct, records, strict=True):
+        if not isinstance(rec, Exception):
+            index[id(obj)] = len(objects)
+            objects.append(rec)
+    names = []
     for (where, scope, name), obj in items.items():
-        key = id(obj)
-        if key not in index:
-            try:
-                objects.append(state.capture(obj))
-            except state.Unsupported as exc:
-                problems.append(f"{name}: {exc}")
-                continue
-            except Exception as exc:  # a user object whose state cannot be read
-                problems.append(f"{name}: {type(exc).__name__}: {exc}")
-                continue
-            index[key] = len(objects) - 1
-        names.append((where, scope, name, index[key]))
-    payload = {"objects": objects, "names": names, "rng": state.capture_rng()}
-    return payload, problems
+        if id(obj) in index:
+            names.append((where, scope, name, index[id(obj)]))
+        else:
+            problems.append(f"{name}: {records[distinct.index(obj)]}")
+    names.sort(key=lambda entry: entry[3])  # restored in capture order: owners before references to them
+    payload = {"objects": objects, "names": names, "rng": state.capture_rng(), "shared": True}
+    return payload, sorted(set(problems))
+
+
+def _owner_first(obj):
+    """Modules and optimizers are captured first, so the parameters a loop variable or a list also holds
+    belong to the module's record and are restored into the module's own tensors."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(obj, (torch.nn.Module, torch.optim.Optimizer)):
+        return 0
+    return 1
 
 
 def restore(payload, frames_by_where):
-    """Restore a payload in place into the frames given as {'main': frame, 'block': frame}."""
-    live = {}
-    rebind = {}
-    for where, scope, name, idx in payload["names"]:
+    """Restore a payload in place into the frames given as {'main': frame, 'block': frame}: the names bound
+    to live objects first, so that what a name still unbound reaches is restored into the live objects.
+    Raises Unsupported, before changing anything, when an unbound name's object cannot be built."""
+    shared = state.RestoreContext(records=payload["objects"]) if payload.get("shared") else None
+    live, rebind, bound, later = {}, {}, [], []
+    for entry in payload["names"]:
+        where, scope, name, idx = entry
         frame = frames_by_where.get(where)
         if frame is None:
             continue
         _, current = lookup(frame, scope, name)
-        if idx in live:
-            new = live[idx]
-        elif current is frames.MISSING:
-            new = live[idx] = state.materialize(payload["objects"][idx])
-        else:
-            new = live[idx] = state.restore(current, payload["objects"][idx])
-        if new is not current:
-            rebind.setdefault((id(frame), scope), (frame, scope, {}))[2][name] = new
+        if current is frames.MISSING:
+            why = state.unbuildable(payload["objects"][idx])
+            if why is not None:
+                raise state.Unsupported(f"{name} is not bound here and {why}")
+            later.append((entry, frame, current))
+            continue
+        bound.append((entry, frame, current))
+    for entry, frame, current in bound:
+        _restore_one(payload, entry, frame, current, live, rebind, shared)
+    for entry, frame, current in later:
+        _restore_one(payload, entry, frame, current, live, rebind, shared)
     for frame, scope, values in rebind.values():
         if scope.startswith(MODULE):
             sys.modules[scope[len(MODULE) :]].__dict__.update(values)
         else:
             frames.bind(frame, values, scope)
     state.restore_rng(payload["rng"])
+
+
+def _restore_one(payload, entry, frame, current, live, rebind, shared):
+    where, scope, name, idx = entry
+    if idx in live:
+        new = live[idx]
+    elif current is frames.MISSING:
+        new = live[idx] = state.materialize(payload["objects"][idx], shared)
+    else:
+        new = live[idx] = state.restore(current, payload["objects"][idx], shared)
+    if new is not current:
+        rebind.setdefault((id(frame), scope), (frame, scope, {}))[2][name] = new
 
 
 def size(payload):

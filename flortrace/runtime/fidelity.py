@@ -4,8 +4,8 @@ At every epoch end the recording keeps a digest (state/digest.py) of the epoch's
 RNG states, and one of everything the main loop's frame reaches when the loop starts. Replay computes the same
 digests where it re-executes or restores an epoch and compares: the first difference is a *divergence*. It
 names the epoch, the object path, both values and the likely cause, and stops the replay (exit 3) unless
-``--force`` asked to go on. Values that look like wall-clock readings (``t0``, ``elapsed``, datetimes) differ on
-every run: they are reported, never a divergence.
+``--force`` asked to go on. Values that look like wall-clock readings (``t0``, ``elapsed``, datetimes) differ
+on every run: they are reported, never a divergence.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class Divergence:
     diffs: list  # [(path, recorded leaf, replayed leaf)]
     causes: list = field(default_factory=list)
     printed: tuple | None = None  # (recorded line, replayed line) of the first output that differs
+    labels: tuple = ("recorded", "replayed")
 
     def headline(self):
         return f"replay diverged from the recording {self.where}"
@@ -48,7 +49,8 @@ class Divergence:
         out = [self.headline() + ":"]
         for path, recorded, replayed in self.diffs[:5]:
             out.append(
-                f"  {path}: recorded {digests.describe(recorded)}, replayed {digests.describe(replayed)}"
+                f"  {path}: {self.labels[0]} {digests.describe(recorded)}, "
+                f"{self.labels[1]} {digests.describe(replayed)}"
             )
         if len(self.diffs) > 5:
             out.append(f"  ... and {len(self.diffs) - 5} more path(s)")
@@ -61,10 +63,25 @@ class Divergence:
         return out
 
 
+ROUNDING = (
+    "floats differ only in their last bits: the order of floating-point operations differs between runs "
+    "(iterating over a set of objects, threads); --tolerance {:.0e} accepts it"
+)
 NONDETERMINISM = (
     "the script does not compute the same thing twice (unseeded randomness, threads, nondeterministic "
     "GPU kernels; --tolerance accepts float noise)"
 )
+
+
+def rounding(diffs):
+    """The relative tolerance that would accept ``diffs`` when they are all float noise, else None."""
+    worst = 1e-12  # tensors whose first values agree to the digits a digest keeps
+    for _, a, b in diffs:
+        x, y = digests.number(a), digests.number(b)
+        if x is None or y is None or (x == y and not a.startswith("t")):
+            return None
+        worst = max(worst, abs(x - y) / max(abs(x), abs(y), 1e-300))
+    return worst if worst <= 1e-9 else None
 
 
 def take(frame, items):

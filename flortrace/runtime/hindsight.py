@@ -1,12 +1,12 @@
 """Hindsight statements run isolated, so that lines added since the recording cannot change training.
 
 On replay every simple statement on a line that changed since the recording is wrapped, in the AST, in
-``with __import__("flortrace")._hindsight(FILE, LINE):``. The session's isolation saves the process-wide RNG
-states before the statement and puts them back after it (a probe that draws random numbers leaves training's
-draws as they were), and mutes the statement's output in the comparison with what the recording printed. The
-first time each statement runs inside an epoch, the loop-carried state is digested before and after it: a
-statement that changes state is named (file:line) and stops the replay. Line numbers and tracebacks stay
-the user's: the wrapper carries the statement's own position.
+``with __import__("flortrace")._hindsight(FILE, LINE, COLUMN):``. The session's isolation saves the
+process-wide RNG states before the statement and puts them back after it (a probe that draws random numbers
+leaves training's draws as they were), and mutes the statement's output in the comparison with what the
+recording printed. The first time each statement runs inside an epoch, the loop-carried state is digested
+before and after it: a statement that changes state is named (file:line) and stops the replay. Line numbers
+and tracebacks stay the user's: the wrapper carries the statement's own position.
 """
 
 from __future__ import annotations
@@ -65,11 +65,13 @@ def _suspends(node):
 def _isolated(stmt, file):
     call = ast.Call(
         func=ast.Attribute(
-            value=ast.Call(func=ast.Name("__import__", ast.Load()), args=[ast.Constant("flortrace")], keywords=[]),
+            value=ast.Call(
+                func=ast.Name("__import__", ast.Load()), args=[ast.Constant("flortrace")], keywords=[]
+            ),
             attr="_hindsight",
             ctx=ast.Load(),
         ),
-        args=[ast.Constant(file), ast.Constant(stmt.lineno)],
+        args=[ast.Constant(file), ast.Constant(stmt.lineno), ast.Constant(stmt.col_offset)],
         keywords=[],
     )
     node = ast.With(items=[ast.withitem(context_expr=call)], body=[])

@@ -11,7 +11,7 @@ import sys
 import time
 from time import perf_counter
 
-from .. import state
+from ..instrument import liveness
 from . import changeset, fidelity, frames
 from .frames import MISSING
 from .frames import lookup as _lookup
@@ -42,6 +42,7 @@ class Recorder(Session):
         self.block_items = {}  # loop id -> {(where, scope, name)}
         self.reasons = {}  # loop id -> {name: reason}
         self.warned = set()
+        self._warned_names = set()
         self._rows = dict(epochs=[], blocks=[], decisions=[], logs=[])
         self._rows_count = 0
         self._flushed = perf_counter()
@@ -62,9 +63,12 @@ class Recorder(Session):
         self._main_runs_dirty = False
         self._rows.update(layouts=[], digests=[], outputs=[])
         self.layouts = fidelity.Layouts()
+        self.digest_seconds = 0.0  # time spent digesting epoch ends (charged to the budget as bookkeeping)
         self.tap = OutputTap(self._output_key)
         self._start = None  # (top activation, payload, problems, items, digest) taken when a loop began
         self.files = set()  # files of the project that were instrumented
+        self.sources = {}  # their sources, by the file names loops carry
+        self.live = {}  # main loop id -> names an epoch may read before writing them (None: all; liveness.py)
         self._modules = []  # names of the project's modules other than __main__
         self._modules_known = 0  # len(self.files) when _modules was computed
 
@@ -147,6 +151,12 @@ class Recorder(Session):
 
     def on_main(self, act):
         t0 = perf_counter()
+        info = act.info
+        if info.id not in self.live:
+            found = liveness.exposed(self.sources.get(info.file, ""), info.qualname, info.ordinal)
+            if found is not None:
+                found |= set(act.frame.f_code.co_cellvars) | info.effects.read_after
+            self.live[info.id] = found
         self.kinds[act.info.id] = ("main", None)
         self._new_loops.append(act.info)
         self.main_runs.append(dict(loop_id=act.info.id, run=act.seq, base=act.base))
@@ -196,16 +206,18 @@ class Recorder(Session):
                     and key[1] not in body.read | body.read_after
                 ):
                     continue  # a local of the main loop's function that is dead after each epoch
+                if self._dead(act, key):
+                    continue  # every epoch writes it before it reads it
                 self._add_main(key, "changed during an epoch")
             self._main_fp = None
         if self._discovering():
             body = act.info.effects
             for name in body.rebound & (body.read | body.read_after):
                 scope, _ = _lookup(act.frame, name)
-                self._add_main((scope, name), "rebound in the epoch loop")
+                if not self._dead(act, (scope, name)):
+                    self._add_main((scope, name), "rebound in the epoch loop")
             self._invalidate()
-        if self.snapshots:
-            self._witness(act, epoch)
+        self._witness(act, epoch)
         if self._snap or (last and self.snapshots) or self._start is not None:
             self._checkpoint(act, epoch, last)
         self._add("epochs", (epoch, act.info.id, act.index, time.time() - seconds, seconds))
@@ -221,8 +233,11 @@ class Recorder(Session):
         (and, the first time, of the state when the loop began), and what the epoch printed."""
         if self._start is not None and self._start[0] is act:
             self._add_digest(act.base, "start", self._start[3], self._start[4])
-        items = sorted({(scope, name) for _, scope, name in self._checkpoint_items()})
-        self._add_digest(epoch, "end", items, fidelity.take(act.frame, items))
+        if self.snapshots:  # --overhead 0 promises nothing beyond timings: no digests either
+            began = perf_counter()
+            items = sorted({(scope, name) for _, scope, name in self._checkpoint_items()})
+            self._add_digest(epoch, "end", items, fidelity.take(act.frame, items))
+            self.digest_seconds += perf_counter() - began
         for (seq, stream), segment in self.tap.pop(epoch).items():
             self._add("outputs", (epoch, seq, stream, segment.text, segment.crc, segment.nbytes))
 
@@ -286,7 +301,13 @@ class Recorder(Session):
         items = {("main", scope, name): None for scope, name in self.main_items}
         for keys in self.block_items.values():
             items.update({k: None for k in keys if k[0] == "main"})
-        return items
+        return {k: None for k in items if not (self.stack and self._dead(self.stack[0], k[1:]))}
+
+    def _dead(self, act, key):
+        """Whether the main loop's frame item ``(scope, name)`` is written by every epoch before it is read
+        (its value at an epoch's end is never used): not worth a checkpoint or a comparison."""
+        live = self.live.get(act.info.id)
+        return live is not None and key[0] in ("local", "global") and key[1] not in live
 
     def _checkpoint(self, act, epoch, last):
         start = self._start_snapshot(act)
@@ -303,7 +324,11 @@ class Recorder(Session):
         reason = "policy"
         if last and not self._snap:
             reason = "last epoch of the main loop: always checkpointed"
-            self._decide(epoch, "snapshot", None, "take", reason)
+            if problems:
+                names = ", ".join(sorted({p.partition(":")[0] for p in problems}))
+                self._decide(epoch, "snapshot", None, "skip", f"last epoch, but {names} cannot be captured")
+            else:
+                self._decide(epoch, "snapshot", None, "take", reason)
         snaps = ([] if start is None else [start]) + [dict(m, kind="memo") for m in self._memos]
         snaps.append(
             dict(
@@ -318,9 +343,8 @@ class Recorder(Session):
         keep = []
         for snap in snaps:
             if snap.pop("partial"):
-                self._decide(
-                    epoch, snap["kind"], snap["loop_id"], "skip", "some of its state cannot be captured"
-                )
+                names = ", ".join(sorted({p.partition(":")[0] for p in snap.get("problems", problems)}))
+                self._decide(epoch, snap["kind"], snap["loop_id"], "skip", f"cannot capture {names}")
             else:
                 keep.append(snap)
         snaps = keep
@@ -394,6 +418,7 @@ class Recorder(Session):
                     payload=payload,
                     stall=stall,
                     partial=bool(problems),
+                    problems=problems,
                     size=len(keys),
                 )
             )
@@ -443,8 +468,11 @@ class Recorder(Session):
         )
 
     def _warn(self, problems):
+        """Say once per name what cannot be captured (its path may differ from one capture to the next)."""
         for p in problems:
-            if p not in self.warned:
+            name = p.partition(":")[0]
+            if name not in self._warned_names:
+                self._warned_names.add(name)
                 self.warned.add(p)
                 self.notify(f"cannot snapshot {p}; epochs that need it will be re-executed on replay")
 
@@ -456,8 +484,10 @@ class Recorder(Session):
         self._flush(force=True)
         for loop_id, reasons in self.reasons.items():
             self.catalog.set_changeset(self.run_id, loop_id, sorted(reasons.items()))
+        info = {"digest_seconds": self.digest_seconds}
         if self.warned:
-            self.catalog.set_run_info(self.run_id, warnings=sorted(self.warned))
+            info["warnings"] = sorted(self.warned)
+        self.catalog.set_run_info(self.run_id, **info)
 
 
 def _resolve(keys, frames_by_where):

@@ -36,6 +36,7 @@ class Replayer(Session):
         keep_unnumbered=True,
         force=False,
         causes=(),
+        keep_setup=False,
     ):
         super().__init__()
         self.keep_unnumbered = keep_unnumbered  # rows logged outside epochs (one worker of many keeps them)
@@ -44,6 +45,7 @@ class Replayer(Session):
         self.tolerance, self.force = tolerance, force
         self.notify = notify or (lambda msg: None)
         self.known_causes = list(causes)  # what is already known to differ from the recording (arguments...)
+        self.keep_setup = keep_setup  # other arguments, forced: the set-up they give is not undone
         self.recorded = plan.recorded_logs  # (name, epoch, step, k) -> value
         self.seen = {}
         self.rows, self.divergences = [], []
@@ -116,7 +118,6 @@ class Replayer(Session):
                 position += 1
                 act.index = j - 1
                 self._begin_iteration(act)
-                self.executed_epochs.append(main.base + j)
                 yield x
                 self._end_iteration(act, last=False)
                 live = j
@@ -156,13 +157,18 @@ class Replayer(Session):
         start = self.plan.start
         if start is None or (start[0], start[1]) != (main.loop_id, main.run) or self.start_state is not None:
             return
+        if self.keep_setup:
+            self.start_state = "kept"
+            return
         recorded = self.plan.digests.get((main.base, "start"))
         diffs = None if recorded is None else self._real_diffs(recorded, act.frame)
         if diffs == []:
             self.start_state = "reproduced"
             return
         payload = self._load(start[2])
-        problem = "the snapshot is damaged" if payload is None else self._restore(payload, {"main": act.frame})
+        problem = (
+            "the snapshot is damaged" if payload is None else self._restore(payload, {"main": act.frame})
+        )
         if problem is not None:
             self.start_state = "missing"
             self.notify(f"cannot restore the state recorded when the main loop began ({problem})")
@@ -184,7 +190,7 @@ class Replayer(Session):
         try:
             return self.load(manifest)
         except CorruptBlob as exc:
-            self.notify(f"{exc}; replaying without that snapshot")
+            self.notify(f"{exc}; using an earlier snapshot or re-executing instead")
             return None
 
     def _restore(self, payload, frames_by_where):
@@ -198,6 +204,7 @@ class Replayer(Session):
     # ---- epochs: the fidelity check ----------------------------------------------------------------
     def on_epoch_start(self, act):
         self._epoch_facts()
+        self.executed_epochs.append(self.epoch)
 
     def on_epoch_end(self, act, last):
         epoch = self.epoch
@@ -224,14 +231,20 @@ class Replayer(Session):
         diffs = digests.differences(recorded["leaves"], now, self.tolerance)
         return fidelity.split(diffs)[0]
 
-    def _diverge(self, where, epoch, diffs, causes=None):
-        """Stop the replay with a report (or, forced, note it and run everything live from here on)."""
+    def _diverge(self, where, epoch, diffs, causes=None, labels=None):
+        """The replay no longer reproduces the recording: report it (see ``on_divergence``)."""
         divergence = fidelity.Divergence(where, epoch, diffs, causes or self._causes(diffs, where))
+        if labels is not None:
+            divergence.labels = labels
         if self.printed is not None and self.printed[0] == epoch:
             divergence.printed = self.printed[1:]
         self.divergences.append(divergence)
+        self.on_divergence(divergence)
+
+    def on_divergence(self, divergence):
+        """Stop the replay (or, forced, go on and run everything live from here on)."""
         if self.failed_epoch is None:
-            self.failed_epoch = epoch
+            self.failed_epoch = divergence.epoch
         if not self.force:
             raise fidelity.Diverged(divergence)
         self.live = True
@@ -239,20 +252,28 @@ class Replayer(Session):
     def _causes(self, diffs, where):
         out = list(self.known_causes)
         if self.unchecked:
-            lines = ", ".join(f"{f}:{n}" for f, n in sorted(self.unchecked))
+            lines = ", ".join(sorted({f"{f}:{n}" for f, n, _ in self.unchecked}))
             out.append(f"an edit that changes state (added lines that ran in this epoch: {lines})")
         if where.startswith("after restoring"):
-            out.append("the snapshot does not restore all of the state it holds (a flortrace bug: please report)")
+            out.append(
+                "the snapshot does not restore all of the state it holds (a flortrace bug: please report)"
+            )
         elif self.memos_now:
             out.append(
-                f"{self.memos_now} block(s) of this epoch were restored from memos that miss some of the state "
-                "they change (flortrace's changeset; please report)"
+                f"{self.memos_now} block(s) of this epoch were restored from memos that miss some of the "
+                "state they change (flortrace's changeset; please report)"
             )
         paths = [p for p, _, _ in diffs]
+        noise = fidelity.rounding(diffs)
+        if noise is not None:
+            out.append(fidelity.ROUNDING.format(max(noise * 1000, 1e-9)))
         if any(p.endswith(" RNG") for p in paths) and not self.unchecked:
             out.append("random numbers were drawn differently (unseeded randomness, or code that draws them)")
         if self.start_state == "missing":
-            out.append("the set-up before the main loop differs from the recording and its state could not be restored")
+            out.append(
+                "the set-up before the main loop differs from the recording, and its recorded state could "
+                "not be restored"
+            )
         if not out:
             out.append(fidelity.NONDETERMINISM)
         return out
@@ -279,7 +300,13 @@ class Replayer(Session):
                 self.printed = (epoch, *first)
                 self.notify(f"epoch {epoch} printed {first[1]!r}, the recording printed {first[0]!r}")
         for (e, seq, stream), recorded in self.plan.outputs.items():
-            if e == epoch and stream == "stdout" and seq == -1 and (seq, stream) not in now and recorded["nbytes"]:
+            if (
+                e == epoch
+                and stream == "stdout"
+                and seq == -1
+                and (seq, stream) not in now
+                and recorded["nbytes"]
+            ):
                 if self.printed is None:
                     self.printed = (epoch, recorded["text"].splitlines()[0][:200], "")
                     self.notify(f"epoch {epoch} printed nothing, the recording printed {self.printed[1]!r}")
@@ -305,7 +332,9 @@ class Replayer(Session):
                     self.skipped_blocks += 1
                     self.memos_now += 1
                     return True
-                self.notify(f"cannot restore the memo of {act.info.id} in epoch {self.epoch} ({problem}); running it")
+                self.notify(
+                    f"cannot restore the memo of {act.info.id} in epoch {self.epoch} ({problem}); running it"
+                )
         self.run_blocks += 1
         return False
 
@@ -316,8 +345,8 @@ class Replayer(Session):
         break_into(self, frame)
 
     # ---- hindsight statements ---------------------------------------------------------------------
-    def hindsight(self, file, line):
-        return hindsight.Isolation(self, (file, line))
+    def hindsight(self, file, line, column=0):
+        return hindsight.Isolation(self, (file, line, column))
 
     def check_statement(self, key):
         """Before a hindsight statement: the digest to compare after it, on its first run in an epoch."""
@@ -343,6 +372,7 @@ class Replayer(Session):
                 self.epoch,
                 real,
                 ["an added line must only read state (use --force to replay the edit anyway)"],
+                labels=("before it", "after it"),
             )
 
     def _items_now(self):
@@ -378,7 +408,9 @@ class Replayer(Session):
         are not stored, unless forced."""
         self.tap.uninstall()
         failed = None if self.force else self.failed_epoch
-        ran = sorted(e for e in set(self.executed_epochs) & self.plan.selected if failed is None or e < failed)
+        ran = sorted(
+            e for e in set(self.executed_epochs) & self.plan.selected if failed is None or e < failed
+        )
         rows = [r for r in self.rows if r["epoch"] is None or failed is None or r["epoch"] < failed]
         names = sorted({r["name"] for r in rows})
         if names:

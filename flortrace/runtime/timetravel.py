@@ -17,8 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from time import perf_counter
 
-from .. import state
-from . import changeset, fidelity, frames
+from . import changeset, frames
 from .replayer import Replayer
 
 _ELEMENT = "__flortrace_element__"
@@ -434,10 +433,8 @@ class TimeTravel(Replayer):
         super().on_epoch_start(act)
         self.seen.clear()  # an epoch may run several times in one session; count its log calls afresh
 
-    def _diverge(self, where, epoch, diffs, causes=None):
+    def on_divergence(self, divergence):
         """In the console a divergence is said, not fatal: the user is looking around."""
-        divergence = fidelity.Divergence(where, epoch, diffs, causes or self._causes(diffs, where))
-        self.divergences.append(divergence)
         for line in divergence.lines():
             self.notify(line)
 

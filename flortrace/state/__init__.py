@@ -7,8 +7,8 @@ which objects a loop mutates, `capture_rng`/`restore_rng` cover the process-wide
 `capture_torch_settings`/`apply_torch_settings` the numeric settings. See kinds.py for what counts as state.
 """
 
-from flortrace.state.base import Captured, Unsupported
-from flortrace.state.capture import capture, materialize, nbytes, restore
+from flortrace.state.base import Captured, RestoreContext, Unsupported
+from flortrace.state.capture import capture, capture_all, materialize, nbytes, restore, unbuildable
 from flortrace.state.fingerprint import fingerprint
 from flortrace.state.kinds import is_state
 from flortrace.state.rng import capture_rng, restore_rng
@@ -16,9 +16,11 @@ from flortrace.state.torchsettings import apply_torch_settings, capture_torch_se
 
 __all__ = [
     "Captured",
+    "RestoreContext",
     "Unsupported",
     "apply_torch_settings",
     "capture",
+    "capture_all",
     "capture_rng",
     "capture_torch_settings",
     "fingerprint",
@@ -27,4 +29,5 @@ __all__ = [
     "nbytes",
     "restore",
     "restore_rng",
+    "unbuildable",
 ]

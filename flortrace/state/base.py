@@ -9,6 +9,7 @@ same capture is a `Ref` to that key, so shared references and cycles come back s
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pickle
 import sys
@@ -111,7 +112,7 @@ class Ref(Captured):
     key: int
 
     def restore(self, obj, ctx):
-        return ctx.lookup(self.key)
+        return ctx.lookup(self.key, obj)
 
     def materialize(self, ctx):
         return ctx.lookup(self.key)
@@ -188,20 +189,46 @@ def _assign_contents(obj, new) -> bool:
 
 @dataclass
 class RestoreContext:
-    """State of one restore: objects restored or built so far, by capture key."""
+    """State of one restore: objects restored or built so far, by capture key. ``records`` (the captures
+    of one `capture_all`, restored in any order) lets a reference to an object not restored yet build it."""
 
     memo: dict[int, object] = field(default_factory=dict)
+    records: list = field(default_factory=list)
+    _index: dict | None = None
 
     def remember(self, key: int | None, obj):
         if key is not None:
             self.memo[key] = obj
         return obj
 
-    def lookup(self, key: int):
+    def lookup(self, key: int, live=None):
+        """The object restored for ``key``; one not restored yet is restored now, into ``live`` (the object
+        found where the reference is) when there is one."""
         try:
             return self.memo[key]
         except KeyError:
-            raise Unsupported("a reference cycle runs through an immutable container") from None
+            pass
+        rec = self._record(key)
+        if rec is None:
+            raise Unsupported("a reference cycle runs through an immutable container")
+        return rec.materialize(self) if live is None else rec.restore(live, self)
+
+    def _record(self, key):
+        if self._index is None:
+            self._index = {}
+            todo = list(self.records)
+            while todo:
+                x = todo.pop()
+                if isinstance(x, Captured) and dataclasses.is_dataclass(x):
+                    k = getattr(x, "key", None)
+                    if isinstance(k, int) and not isinstance(x, Ref):
+                        self._index.setdefault(k, x)
+                    todo.extend(getattr(x, f.name) for f in dataclasses.fields(x))
+                elif isinstance(x, (list, tuple)):
+                    todo.extend(x)
+                elif isinstance(x, dict):
+                    todo.extend(x.values())
+        return self._index.get(key)
 
     def restore(self, obj, rec: Captured):
         return rec.restore(obj, self)

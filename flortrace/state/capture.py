@@ -31,9 +31,15 @@ from flortrace.state.base import (
 MAX_DEPTH = 8
 
 
-def _code(obj) -> Code:
-    """A `Code` record, with a name only when that name finds this very object again."""
+def _code(obj, where="") -> Code:
+    """A `Code` record, with a name only when that name finds this very object again. A function defined
+    at run time that closes over variables holds state in its closure (an autograd node's backward step):
+    keeping the live one on restore would be silently wrong, so it cannot be captured."""
     what = type_name(obj)
+    if isinstance(obj, types.FunctionType) and obj.__closure__:
+        raise Unsupported(
+            f"cannot capture the closure {obj.__qualname__}{where}: it holds variables of the run"
+        )
     if isinstance(obj, types.ModuleType):
         module, qualname = obj.__name__, None
     else:
@@ -85,7 +91,7 @@ class Capturer:
         if reason is not None:
             raise Unsupported(f"cannot capture {type_name(obj)} ({reason}){self.where()}")
         if kinds.is_code(obj):
-            return _code(obj)
+            return _code(obj, self.where())
         try:
             return self._dispatch(obj)
         except Unsupported:
@@ -119,24 +125,75 @@ def capture(obj) -> Captured:
     return rec
 
 
-def restore(obj, captured: Captured):
-    """Restore `captured` into `obj` in place and return `obj`, or return a new object to bind instead."""
+def capture_all(objs: list) -> list:
+    """Snapshots of several objects that share one capture, so an object two of them reach (a parameter in
+    a model and in a loop variable) is captured once and restored as one. An object that cannot be captured
+    gets its Unsupported exception in its place."""
+    capturer = Capturer()
+    out = []
+    for obj in objs:
+        mark = len(capturer.alive)
+        try:
+            out.append(capturer.capture(obj))
+        except Unsupported as exc:
+            for key in [k for k, v in capturer.memo.items() if v >= mark]:  # forget its half-captured parts
+                del capturer.memo[key]
+            del capturer.alive[mark:]
+            out.append(exc)
+    torchstate.finish_copies(capturer.pending)
+    return out
+
+
+def restore(obj, captured: Captured, ctx: RestoreContext | None = None):
+    """Restore `captured` into `obj` in place and return `obj`, or return a new object to bind instead.
+    Records of one `capture_all` are restored with one shared `ctx`."""
     try:
-        return captured.restore(obj, RestoreContext())
+        return captured.restore(obj, ctx or RestoreContext())
     except Unsupported:
         raise
     except Exception as exc:
         raise Unsupported(f"cannot restore into {type_name(obj)}: {exc}") from exc
 
 
-def materialize(captured: Captured):
+def materialize(captured: Captured, ctx: RestoreContext | None = None):
     """A new object built from `captured`."""
     try:
-        return captured.materialize(RestoreContext())
+        return captured.materialize(ctx or RestoreContext())
     except Unsupported:
         raise
     except Exception as exc:
         raise Unsupported(f"cannot rebuild from {type(captured).__name__}: {exc}") from exc
+
+
+def unbuildable(captured) -> str | None:
+    """Why `captured` cannot be built as a new object (only restored into a live one), or None. Checked
+    before a restore changes anything, so a restore that cannot finish does not start."""
+    todo = [captured]
+    while todo:
+        x = todo.pop()
+        if isinstance(x, Code):
+            if x.module is None:
+                return f"cannot rebuild {x.what}: it has no importable name"
+        elif isinstance(x, (torchstate.ModuleState, torchstate.LoadableState, torchstate.RngHolderState)):
+            return f"cannot build a {x.type} from its state, only restore into one"
+        elif isinstance(x, (generic.ListState, generic.TupleState, generic.SetState, generic.DequeState)):
+            if not x.plain:
+                todo.extend(x.items)
+            todo.extend((getattr(x, "attrs", None) or {}).values())
+        elif isinstance(x, generic.DictState):
+            if not x.plain:
+                todo.extend(v for pair in x.items for v in pair)
+            todo.extend((x.attrs or {}).values())
+            if x.default_factory is not None:
+                todo.append(x.default_factory)
+        elif isinstance(x, generic.ObjectState):
+            todo.extend((x.attrs or {}).values())
+            todo.extend(x.slots.values())
+        elif isinstance(x, generic.StatefulState):
+            todo.append(x.state)
+        elif isinstance(x, torchstate.TensorState) and x.grad is not None:
+            todo.append(x.grad)
+    return None
 
 
 def nbytes(captured) -> int:

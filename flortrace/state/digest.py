@@ -1,13 +1,14 @@
 """Digests: a cheap, process-independent summary of state, compared between a recording and its replay.
 
 A fingerprint (fingerprint.py) answers "did this object change in this process?" and may use identities and
-version counters; a digest answers "is this the same state as in the recorded run?", so it depends on content
-only. It is a flat ``{path: leaf}`` map (``model.0.weight``, ``opt.param_groups[0]['lr']``) so a difference can
-be named. Leaves of scalars are their repr, so a report can show both values. A tensor or array leaf is the
-exact 64-bit sum of its bits (viewed as 4-, 2- or 1-byte integers: any changed bit changes it, and the sum is
-the same on every device and thread count), a checksum of a strided sample (so permutations show too), and
-its first value. Walking never calls the user's code where it can be avoided (``__dict__`` and the C-level
-methods of container subclasses are read directly).
+version counters; a digest answers "is this the same state as in the recorded run?", so it depends on
+content only. It is a flat ``{path: leaf}`` map (``model.0.weight``, ``opt.param_groups[0]['lr']``) so a
+difference can be named. Leaves of scalars are their repr, so a report can show both values. A tensor or
+array leaf is the exact 64-bit sum of its bits (viewed as 4-, 2- or 1-byte integers: any changed bit changes
+it, and the sum is the same on every device and thread count), a checksum of a strided sample of about a
+thousand elements (where order matters: values that only trade places elsewhere go unseen), and its first
+value. Walking never calls the user's code where it can be avoided (``__dict__`` and the C-level methods of
+container subclasses are read directly).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def same_leaf(a: str, b: str, tolerance: float = 0.0) -> bool:
         return True
     if not tolerance:
         return False
-    x, y = _number(a), _number(b)
+    x, y = number(a), number(b)
     return x is not None and y is not None and abs(x - y) <= tolerance * max(abs(x), abs(y), 1.0)
 
 
@@ -86,7 +87,8 @@ def describe(leaf: str) -> str:
     return leaf
 
 
-def _number(leaf: str) -> float | None:
+def number(leaf: str) -> float | None:
+    """The number a leaf shows (a scalar, or a tensor's first value), or None."""
     text = leaf.partition("|")[2] if leaf.startswith("t") else leaf
     try:
         return float(text)
@@ -150,7 +152,9 @@ class _Digester:
         if cls.__module__ == "datetime":
             return self.leaf(path, CLOCK + _scalar(obj))
         if isinstance(obj, random.Random):
-            return self.leaf(path, _crc_pickle(obj.getstate()) if not isinstance(obj, random.SystemRandom) else "")
+            return self.leaf(
+                path, _crc_pickle(obj.getstate()) if not isinstance(obj, random.SystemRandom) else ""
+            )
         if isinstance(obj, dict):
             self.items(((k, v) for k, v in dict.items(obj)), len(obj), path, depth)
             return self.attrs(obj, path, depth)
@@ -322,7 +326,11 @@ def array_leaf(a) -> str:
     view = raw.view(getattr(np, _int_view(raw.size)))
     step = max(1, view.size // SAMPLE)
     return _bits_leaf(
-        str(a.dtype), a.shape, int(view.sum(dtype=np.int64)), view[::step].tobytes(), _first(a.reshape(-1)[0].item())
+        str(a.dtype),
+        a.shape,
+        int(view.sum(dtype=np.int64)),
+        view[::step].tobytes(),
+        _first(a.reshape(-1)[0].item()),
     )
 
 

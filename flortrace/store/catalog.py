@@ -93,7 +93,15 @@ CREATE TABLE IF NOT EXISTS outputs (
 _SCHEMA_2 = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS digest_layouts") :]
 
 _RUN_TABLES = (
-    "sources", "loops", "epochs", "blocks", "decisions", "changesets", "logs", "digest_layouts", "digests",
+    "sources",
+    "loops",
+    "epochs",
+    "blocks",
+    "decisions",
+    "changesets",
+    "logs",
+    "digest_layouts",
+    "digests",
     "outputs",
 )
 
@@ -479,7 +487,8 @@ class Catalog:
         return result
 
     def digests(self, run_id: int) -> dict[tuple[int, str], dict]:
-        """(epoch, point) -> {"items": [[scope, name], ...], "leaves": {path: leaf}}, point 'start' or 'end'."""
+        """(epoch, point) -> {"items": [(scope, name), ...], "leaves": {path: leaf}}; point 'start' or
+        'end'."""
         layouts = {
             r["layout"]: (json.loads(r["items"]), json.loads(r["paths"]))
             for r in self._rows("SELECT * FROM digest_layouts WHERE run = ?", (run_id,))
