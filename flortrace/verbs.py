@@ -29,8 +29,15 @@ def replay(argv):
     p.add_argument("--run", type=int, help="run id (default: the latest recorded run of the script)")
     p.add_argument("--epochs", help="which epochs: 7, 2:5, ::10, 0,3,9, -1 (default: all)")
     p.add_argument("--plan", action="store_true", help="print the plan and an estimated time; run nothing")
-    p.add_argument("--force", action="store_true", help="replay even if the edit changes state or loops")
-    p.add_argument("--tolerance", type=float, help="relative tolerance for the fidelity check (default 0)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replay even if the edit changes state or loops, or under other arguments; report where the "
+        "replay diverges instead of stopping there",
+    )
+    p.add_argument(
+        "--tolerance", type=float, help="relative tolerance of the fidelity check for floats (default 0: exact)"
+    )
     p.add_argument(
         "--workers", type=int, help="parallel workers, each replaying a checkpoint-aligned segment"
     )
@@ -42,7 +49,9 @@ def replay(argv):
     p.add_argument("target", nargs="?", help="the (edited) script")
     p.usage = "flortrace replay [options] script.py [args ...]"
     p.epilog = (
-        "Exit code: the script's; 3 when re-executed code logged values that differ from the recording."
+        "Without script arguments the recorded ones are used. Exit code: the script's; 3 when the replay "
+        "does not reproduce the recording (the report names the epoch, the state that differs and the likely "
+        "cause); 2 for usage errors."
     )
     own, rest = split_at_script(
         argv,
