@@ -311,7 +311,7 @@ def test_concurrent_writers(tmp_path):
 def test_corrupt_catalog_file(tmp_path):
     path = tmp_path / "catalog.sqlite"
     path.write_bytes(b"this is not a database, just some text" * 100)
-    with pytest.raises(StoreError, match=f"{path} is not a usable flortrace catalog.*--store"):
+    with pytest.raises(StoreError, match=f"the catalog {path} is damaged \\(file is not a database\\)"):
         Catalog(path)
 
 
