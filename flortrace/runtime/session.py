@@ -9,9 +9,11 @@ per execution and are not tracked. Subclasses (recorder, replayer) react to epoc
 from __future__ import annotations
 
 import sys
+from _thread import interrupt_main
 from functools import partial
 from itertools import chain, count
 from operator import itemgetter
+from os import getpid
 from time import perf_counter
 
 from ..instrument.patch import LoopInfo
@@ -63,12 +65,13 @@ def _next_value(counter):
 
 class _LoopEnd:
     """Last item of a loop's chain: its __iter__ runs when the loop runs out, its __del__ when the loop is
-    left early (break, return, exception drop the chain at once). Either way the callback runs once."""
+    left early (break, return, exception drop the chain at once). Either way the callback runs once, and
+    only in the process that started the loop: a child the script forked leaves the parent's run alone."""
 
-    __slots__ = ("callback", "act")
+    __slots__ = ("callback", "act", "pid")
 
     def __init__(self, callback, act):
-        self.callback, self.act = callback, act
+        self.callback, self.act, self.pid = callback, act, getpid()
 
     def __iter__(self):
         self._end()
@@ -77,12 +80,14 @@ class _LoopEnd:
     def __del__(self):
         try:
             self._end()
+        except KeyboardInterrupt:  # Ctrl-C in a finalizer, which Python would drop: deliver it again
+            interrupt_main()
         except Exception as exc:  # never let a finalizer's error pass silently, never raise from one
             print(f"flortrace: internal error at the end of a loop: {exc!r}", file=sys.stderr)
 
     def _end(self):
         callback, self.callback = self.callback, None
-        if callback is not None:
+        if callback is not None and self.pid == getpid():
             callback(self.act)
 
 
