@@ -38,8 +38,9 @@ _log_failures = []
 def _log_failed(name, exc):
     _log_failures.append(exc)
     if len(_log_failures) == 1:
+        shown = name if isinstance(name, str) else type(name).__name__
         print(
-            f"flortrace: warning: flortrace.log({name!r}, ...) failed, the value is not logged: {exc!r} "
+            f"flortrace: warning: flortrace.log({shown!r}, ...) failed, the value is not logged: {exc!r} "
             "(said once)",
             file=sys.stderr,
         )
