@@ -81,13 +81,14 @@ def _record_run(store, run_id, target, argv, settings, module):
     recorder = Recorder(catalog, run_id, writer, settings["overhead"], notify)
     real_exit = os._exit
     finishing = []  # [True] once finish began: it runs once
+    stopped = []  # where the recording stopped, if it did
 
     def stop(exc):
         writer.stop(f"the recording stopped: {exc}")
         recorder.warned.add("writer")  # the writer's own notice would repeat this one
         hooks.deactivate()
-        at = f"at epoch {recorder.epochs_done}" if recorder.epochs_done else "before the first epoch ended"
-        warn(f"recording stopped {at}, the script goes on: {exc}; run {run_id} keeps what was saved before")
+        stopped.append(f"at epoch {recorder.epochs_done}" if recorder.epochs_done else "before epoch 0 ended")
+        warn(f"recording stopped {stopped[0]}, the script goes on: {exc}; run {run_id} keeps what was saved")
 
     def finish(status, code):
         finishing.append(True)
@@ -112,7 +113,7 @@ def _record_run(store, run_id, target, argv, settings, module):
         except Exception:
             pass
         if stopped_before:  # said when it happened, maybe long ago: the end of the output sums it up
-            warn(f"run {run_id} holds only the first {recorder.epochs_done} epoch(s): the recording stopped")
+            warn(f"run {run_id} is incomplete: the recording stopped {stopped[0]} (see above)")
 
     def exit_now(code):  # os._exit skips finally blocks: finish the run first
         if not finishing and os.getpid() == pid:

@@ -186,6 +186,7 @@ class Catalog:
         self._mutex = threading.RLock()
         self._run_locks: dict[int, int] = {}
         self._holds: dict[int, int] = {}
+        self._dead: set[int] = set()  # runs found crashed that the catalog could not be told about
         self._create_private()
         try:
             self._db = sqlite3.connect(
@@ -339,15 +340,20 @@ class Catalog:
         return False
 
     def _mark_crashed(self) -> None:
-        """Set ``crashed`` on every ``running`` run whose process is gone, ended at its last activity."""
+        """Set ``crashed`` on every ``running`` run whose process is gone, ended at its last activity.
+
+        When the store cannot be written (a full disk), such runs only read as crashed here."""
         for row in self._rows("SELECT id FROM runs WHERE status = 'running'"):
             if not self._is_alive(row["id"]):
-                with self._write() as db:
-                    db.execute(
-                        "UPDATE runs SET status = 'crashed', ended = active"
-                        " WHERE id = ? AND status = 'running'",
-                        (row["id"],),
-                    )
+                try:
+                    with self._write() as db:
+                        db.execute(
+                            "UPDATE runs SET status = 'crashed', ended = active"
+                            " WHERE id = ? AND status = 'running'",
+                            (row["id"],),
+                        )
+                except StoreError:
+                    self._dead.add(row["id"])
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -480,6 +486,8 @@ class Catalog:
 
     def _run_dict(self, row: dict) -> dict:
         del row["script_real"]
+        if row["id"] in self._dead and row["status"] == "running":
+            row.update(status="crashed", ended=row["active"])
         for key in ("argv", "env", "versions", "info"):
             row[key] = self._json(row[key], f"the {key} of run {row['id']}")
         return row
