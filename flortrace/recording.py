@@ -137,6 +137,8 @@ def _record_run(store, run_id, target, argv, settings, module):
         catalog.delete_run(run_id)  # nothing ran: no run to replay or to take as the latest
         store.close()
         return code
+    except KeyboardInterrupt as interrupt:  # a Ctrl-C delivered again just as the script ended (see _LoopEnd)
+        exc = interrupt
     finally:
         os._exit = real_exit
     code = runner.exit_code_of(exc)
@@ -144,10 +146,10 @@ def _record_run(store, run_id, target, argv, settings, module):
         return code  # a child the script forked: the run, and the store, are the parent's
     try:
         finish("finished" if code == 0 else "failed", code)
+        store.close()
     except KeyboardInterrupt:
         warn(f"interrupted while saving run {run_id}; it keeps what was written before and reads as crashed")
         return runner.INTERRUPTED
-    store.close()
     return code
 
 

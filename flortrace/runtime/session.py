@@ -9,12 +9,12 @@ per execution and are not tracked. Subclasses (recorder, replayer) react to epoc
 from __future__ import annotations
 
 import sys
-from _thread import interrupt_main
+from _thread import interrupt_main, start_new_thread
 from functools import partial
 from itertools import chain, count
 from operator import itemgetter
 from os import getpid
-from time import perf_counter
+from time import perf_counter, sleep
 
 from ..instrument.patch import LoopInfo
 
@@ -80,8 +80,8 @@ class _LoopEnd:
     def __del__(self):
         try:
             self._end()
-        except KeyboardInterrupt:  # Ctrl-C in a finalizer, which Python would drop: deliver it again
-            interrupt_main()
+        except KeyboardInterrupt:
+            start_new_thread(_interrupt_soon, ())  # Ctrl-C in a finalizer, where Python drops it: again
         except Exception as exc:  # never let a finalizer's error pass silently, never raise from one
             print(f"flortrace: internal error at the end of a loop: {exc!r}", file=sys.stderr)
 
@@ -89,6 +89,13 @@ class _LoopEnd:
         callback, self.callback = self.callback, None
         if callback is not None and self.pid == getpid():
             callback(self.act)
+
+
+def _interrupt_soon():
+    """Raise KeyboardInterrupt in the main thread a moment from now: once the finalizer that caught it is
+    over (any KeyboardInterrupt raised inside a finalizer is dropped), in the script's own code."""
+    sleep(0.001)
+    interrupt_main()
 
 
 def _is_active(frame, current):
