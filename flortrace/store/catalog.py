@@ -226,7 +226,7 @@ class Catalog:
     def _error(self, exc: Exception) -> StoreError:
         """The StoreError that says what an SQLite failure means for the user."""
         text = str(exc)
-        if "full" in text:  # SQLITE_FULL: database or disk is full
+        if "full" in text or ("I/O error" in text and _no_space_left(self.path.parent)):  # SQLITE_FULL
             return StoreFull(
                 f"the store at {self.path.parent} is full ({text}); free space, e.g. remove runs "
                 "(python -m flortrace rm RUN, then gc --yes)"
@@ -822,6 +822,14 @@ class Catalog:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _no_space_left(folder: Path) -> bool:
+    """Whether the disk holding ``folder`` is full (SQLite reports some writes that fail so as I/O errors)."""
+    try:
+        return os.statvfs(folder).f_bavail == 0
+    except OSError:
+        return False
 
 
 def _log_fields(run_id: int, row: dict, now: float) -> tuple:
