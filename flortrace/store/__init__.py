@@ -46,8 +46,10 @@ class Store:
             self._make_folders()
         check_store(self.root)
         path = self.root / CATALOG_NAME
-        if not create and lstat_in_store(path, "catalog file") is None:
-            self._refuse_if_damaged("missing")
+        found = lstat_in_store(path, "catalog file")
+        if found is None or found.st_size == 0:  # checked before SQLite (or we) write to it
+            self._refuse_if_damaged("missing" if found is None else "empty")
+        if found is None and not create:
             raise StoreError(
                 f"no flortrace store at {self.root} (record a run first: python -m flortrace script.py)"
             )

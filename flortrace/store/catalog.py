@@ -202,10 +202,12 @@ class Catalog:
             self._db.row_factory = _row
             self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             self._db.execute("PRAGMA trusted_schema = OFF")  # an edited schema runs no functions
+            if may_initialize is not None and not self._tables():
+                may_initialize()  # before anything is written: the journal mode writes a header
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA foreign_keys = OFF")
-            self._ensure_schema(may_initialize)
+            self._ensure_schema()
             self._mark_crashed()
         except sqlite3.Error as exc:
             self._db.close()
@@ -245,11 +247,9 @@ class Catalog:
 
     # -- schema and liveness -------------------------------------------------------------------------
 
-    def _ensure_schema(self, may_initialize: Callable[[], None] | None) -> None:
+    def _ensure_schema(self) -> None:
         """Create the schema in an empty catalog, upgrade an older one, refuse a newer or damaged one."""
         if not self._tables():
-            if may_initialize is not None:
-                may_initialize()
             with self._write() as db:
                 if not self._tables():  # another process may have created it meanwhile
                     for statement in _SCHEMA_V1.split(";"):
