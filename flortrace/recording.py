@@ -49,14 +49,16 @@ def versions():
 
 def record(target, argv, settings, module=False):
     """Run ``target`` under the recorder; return the script's exit code."""
-    if not _can_start(target, module):
-        return _run_plain(target, argv, module)  # Python's own message and exit code; no run is left behind
-    store = None
     try:
         store = Store(settings["store"])
-        script = target if module else str(Path(os.path.abspath(target)))
+    except (StoreError, OSError) as exc:
+        return _run_unrecorded(target, argv, module, str(exc))
+    if not _can_start(target, module):
+        store.close()
+        return _run_plain(target, argv, module)  # Python's message and exit code; no run is left behind
+    try:
         run_id = store.catalog.begin_run(
-            script=script,
+            script=target if module else str(Path(os.path.abspath(target))),
             argv=list(argv),
             cwd=os.getcwd(),
             env={k: os.environ[k] for k in ENV_KEYS if k in os.environ},
@@ -65,8 +67,7 @@ def record(target, argv, settings, module=False):
             name=settings.get("name"),
         )
     except (StoreError, OSError) as exc:
-        if store is not None:
-            store.close()
+        store.close()
         return _run_unrecorded(target, argv, module, str(exc))
     return _record_run(store, run_id, target, argv, settings, module)
 
