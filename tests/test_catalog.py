@@ -434,3 +434,18 @@ def test_rows_for_a_removed_run_are_refused(cat):
     with pytest.raises(StoreError, match=f"run {run_id} was removed from the store"):
         cat.add_logs(run_id, [{"name": "late", "value": 1}])
     assert cat.logs() == []
+
+
+def test_a_forked_child_never_writes_through_its_parents_connection(cat):
+    run_id = begin(cat)
+    pid = os.fork()
+    if pid == 0:  # the child: its write must be refused, before SQLite is touched
+        try:
+            cat.add_logs(run_id, [{"name": "child", "value": 1}])
+        except StoreError as exc:
+            os._exit(0 if "forked" in str(exc) else 2)
+        os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    cat.add_logs(run_id, [{"name": "parent", "value": 1}])
+    assert [r["name"] for r in cat.logs()] == ["parent"]

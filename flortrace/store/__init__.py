@@ -72,6 +72,8 @@ class Store:
     def _make_folders(self) -> None:
         try:
             fresh = not self.root.exists() or (self.root.is_dir() and not any(self.root.iterdir()))
+            if not fresh:
+                check_store(self.root)  # write nothing into a store that is not safe to use
             self.root.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
             if fresh and self.root.stat().st_uid == os.geteuid():
                 os.chmod(

@@ -187,6 +187,7 @@ class Catalog:
         self._run_locks: dict[int, int] = {}
         self._holds: dict[int, int] = {}
         self._dead: set[int] = set()  # runs found crashed that the catalog could not be told about
+        self._pid = os.getpid()  # SQLite connections must not be used across a fork
         self._create_private()
         try:
             self._db = sqlite3.connect(
@@ -359,7 +360,10 @@ class Catalog:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken up front so concurrent writers queue instead of deadlocking.
 
-        Any SQLite failure (a full disk, a damaged file) rolls back and raises a StoreError."""
+        Any SQLite failure (a full disk, a damaged file) rolls back and raises a StoreError, and so does
+        writing from a child the opening process forked."""
+        if os.getpid() != self._pid:
+            raise StoreError("a process forked from the one that opened the catalog never writes to it")
         with self._mutex:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
