@@ -13,7 +13,7 @@ from _thread import interrupt_main, start_new_thread
 from functools import partial
 from itertools import chain, count
 from operator import itemgetter
-from os import getpid
+from os import register_at_fork
 from time import perf_counter, sleep
 
 from ..instrument.patch import LoopInfo
@@ -68,10 +68,10 @@ class _LoopEnd:
     left early (break, return, exception drop the chain at once). Either way the callback runs once, and
     only in the process that started the loop: a child the script forked leaves the parent's run alone."""
 
-    __slots__ = ("callback", "act", "pid")
+    __slots__ = ("callback", "act", "forks")
 
     def __init__(self, callback, act):
-        self.callback, self.act, self.pid = callback, act, getpid()
+        self.callback, self.act, self.forks = callback, act, _forks
 
     def __iter__(self):
         self._end()
@@ -87,8 +87,19 @@ class _LoopEnd:
 
     def _end(self):
         callback, self.callback = self.callback, None
-        if callback is not None and self.pid == getpid():
+        if callback is not None and self.forks == _forks:
             callback(self.act)
+
+
+_forks = 0  # how many forks separate this process from the one that started the session (see _LoopEnd)
+
+
+def _count_fork():
+    global _forks
+    _forks += 1
+
+
+register_at_fork(after_in_child=_count_fork)
 
 
 def _interrupt_soon():
