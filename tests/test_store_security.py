@@ -190,16 +190,16 @@ def test_a_link_in_the_lock_folder_is_never_followed(project, lock, want):
 def test_gc_never_deletes_through_a_link(project, tmp_path_factory):
     outside = tmp_path_factory.mktemp("outside")
     blobs = project / ".store" / "blobs"
-    shard_name = "ab" + "c" * 62  # what a blob in a linked shard folder would be called
-    (outside / shard_name).write_text("someone else's file\n")
-    (blobs / "ab").symlink_to(outside, target_is_directory=True)
+    linked, real = [p for p in (f"{n:02x}" for n in range(256)) if not (blobs / p).exists()][:2]
+    (outside / (linked + "c" * 62)).write_text("someone else's file\n")  # named as a blob in a shard
+    (blobs / linked).symlink_to(outside, target_is_directory=True)
     (outside / "target").write_text("another file\n")
-    (blobs / "cd").mkdir(mode=0o700)
-    (blobs / "cd" / ("cd" + "e" * 62)).symlink_to(outside / "target")
+    (blobs / real).mkdir(mode=0o700)
+    (blobs / real / (real + "e" * 62)).symlink_to(outside / "target")
     assert run(project, "rm", "1").returncode == 0
     out = run(project, "gc", "--yes")
     assert out.returncode == 0 and out.stdout.startswith("freed ")
-    assert sorted(p.name for p in outside.iterdir()) == sorted([shard_name, "target"])
+    assert sorted(p.name for p in outside.iterdir()) == sorted([linked + "c" * 62, "target"])
     assert not [p for p in blobs.rglob("*") if p.is_file() and not p.is_symlink()]  # the real blobs went
 
 
