@@ -165,6 +165,8 @@ class RecordingCatalog:
 
     def __getattr__(self, name):
         method = getattr(self._catalog, name)
+        if not callable(method):
+            return method
 
         def guarded(*args, **kwargs):
             if self.failure is not None or os.getpid() != self._pid:
