@@ -75,10 +75,8 @@ class Store:
             if not fresh:
                 check_store(self.root)  # write nothing into a store that is not safe to use
             self.root.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
-            if fresh and self.root.stat().st_uid == os.geteuid():
-                os.chmod(
-                    self.root, FOLDER_MODE
-                )  # an empty folder made for the store: private, whatever the umask
+            if fresh and self.root.stat().st_uid == os.geteuid():  # a folder for the store: private
+                os.chmod(self.root, FOLDER_MODE)
             for sub in SUBFOLDERS:
                 (self.root / sub).mkdir(mode=FOLDER_MODE, exist_ok=True)
             # Root ignores file modes, and a read-only mount only shows on writing: try a real write.
