@@ -376,6 +376,18 @@ def test_an_older_catalog_is_upgraded_in_place(tmp_path):
     db.close()
 
 
+def test_a_catalog_at_version_2_is_upgraded_too(tmp_path):
+    """Version 2 (the fidelity check's tables) was made elsewhere: such a catalog still gets checksums."""
+    path = tmp_path / "catalog.sqlite"
+    _version_1_catalog(path)
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value = '2'")
+    db.commit()
+    db.close()
+    with Catalog(path) as cat:
+        assert [(r["name"], r["value"]) for r in cat.logs()] == [("w", 0.5)]
+
+
 def test_a_failed_upgrade_changes_nothing(tmp_path, monkeypatch):
     import flortrace.store.catalog as catalog
 
@@ -386,7 +398,7 @@ def test_a_failed_upgrade_changes_nothing(tmp_path, monkeypatch):
         db.execute("ALTER TABLE logs ADD COLUMN checksum INTEGER")
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setitem(catalog.MIGRATIONS, 2, half_done)
+    monkeypatch.setitem(catalog.MIGRATIONS, SCHEMA_VERSION, half_done)
     with pytest.raises(StoreError, match="is full"):
         Catalog(path)
     db = sqlite3.connect(path)

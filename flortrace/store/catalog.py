@@ -89,15 +89,17 @@ CREATE INDEX logs_run ON logs (run, origin, epoch);
 
 
 def _add_log_checksums(db: sqlite3.Connection) -> None:
-    """Version 2: every log row carries a checksum of its fields (rows already there are trusted)."""
+    """Version 3: every log row carries a checksum of its fields (rows already there are trusted)."""
     db.execute("ALTER TABLE logs ADD COLUMN checksum INTEGER")
     rows = db.execute(f"SELECT seq, {_LOG_FIELDS} FROM logs").fetchall()
     db.executemany("UPDATE logs SET checksum = ? WHERE seq = ?", [(_checksum(r[1:]), r[0]) for r in rows])
 
 
-# Migration to version N (from N - 1), in order. To change the schema, append one, and add new tables to
-# TABLES: a new catalog runs all of them after the version 1 schema, an older one those it lacks.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _add_log_checksums}
+# The migration to each schema version. To change the schema, add one under the next number, and add new
+# tables to TABLES: a new catalog runs all of them, in order, after the version 1 schema; an older one those
+# above its version. Version 2 is the fidelity check's tables (digest_layouts, digests, outputs), added
+# beside this mechanism on another branch: a catalog at version 2 gets version 3 from here.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {3: _add_log_checksums}
 SCHEMA_VERSION = max(MIGRATIONS)
 TABLES = frozenset(re.findall(r"CREATE TABLE (\w+)", _SCHEMA_V1))
 
@@ -297,8 +299,9 @@ class Catalog:
 
     def _migrate(self, db: sqlite3.Connection, version: int) -> None:
         """Upgrade from ``version`` to SCHEMA_VERSION inside the caller's transaction."""
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            MIGRATIONS[target](db)
+        for target in sorted(MIGRATIONS):
+            if target > version:
+                MIGRATIONS[target](db)
         db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     def _tables(self) -> set[str]:
