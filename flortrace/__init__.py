@@ -20,12 +20,30 @@ __all__ = ["log", "breakpoint", "dataframe", "__version__"]
 def log(name, value):
     """Log ``value`` under ``name`` with the current epoch and step; returns ``value``.
 
-    Outside flortrace this only returns ``value``.
+    Outside flortrace this only returns ``value``; under it, a failure to log is said once, never raised
+    into the training.
     """
     session = _hooks._session
     if session is not None:
-        session.log(str(name), value, sys._getframe(1).f_lineno)
+        try:
+            session.log(str(name), value, sys._getframe(1).f_lineno)
+        except Exception as exc:
+            _log_failed(name, exc)
     return value
+
+
+_log_failures = []
+
+
+def _log_failed(name, exc):
+    _log_failures.append(exc)
+    if len(_log_failures) == 1:
+        shown = name if isinstance(name, str) else type(name).__name__
+        print(
+            f"flortrace: warning: flortrace.log({shown!r}, ...) failed, the value is not logged: {exc!r} "
+            "(said once)",
+            file=sys.stderr,
+        )
 
 
 def breakpoint():  # noqa: A001 - mirrors the builtin on purpose

@@ -25,7 +25,7 @@ options:
                      fraction of its time (default 0.05); 0 takes no snapshots (timings and
                      sources only: replay then re-executes from the start)
   --name LABEL       a label for this run
-  -q, --quiet        no flortrace notices on stderr
+  -q, --quiet        no flortrace notices on stderr (a warning that nothing is recorded still shows)
   -m MODULE          run a module, like python -m
   --version          print the version
   -h, --help         this help
@@ -105,7 +105,8 @@ def _usage(message):
 
 
 def _guard(fn):
-    """Turn flortrace's own expected failures into one clear line and exit code 2."""
+    """Turn flortrace's own failures into one clear line: 2 for what the user can act on (bad input, the
+    store), 1 for a flortrace bug (FLORTRACE_DEBUG=1 shows its traceback). Never a traceback otherwise."""
     from .replay.epochs import SpecError
     from .replay.raybackend import RayUnavailable
     from .store import StoreError
@@ -115,11 +116,30 @@ def _guard(fn):
     except (StoreError, config.ConfigError, SpecError, RayUnavailable) as exc:
         print(f"flortrace: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        raise  # the reader of our output left: entry() ends quietly
+    except Exception as exc:
+        if os.environ.get("FLORTRACE_DEBUG"):
+            raise
+        print(
+            f"flortrace: internal error: {exc!r} (please report it; FLORTRACE_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def verb_after_options(argv):
+    """``flortrace --store DIR show 1``: a verb after flortrace's own options means the verb, with those
+    options (it would otherwise record a script named like the verb; run such a script as ./show)."""
+    own, _ = split_at_script(argv, {"--store", "--overhead", "--name", "-m"})
+    if own and own[-1] in VERBS and not own[-1].startswith("-") and "-m" not in own[:-1]:
+        return [own[-1], *own[:-1], *argv[len(own) :]]
+    return argv
 
 
 def main(argv=None):
     """Run the command line; returns the exit code (130: the script was interrupted, see exit_process)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = verb_after_options(list(sys.argv[1:] if argv is None else argv))
     if argv and argv[0] in VERBS:
         from . import verbs
 
@@ -133,7 +153,8 @@ def entry():
 
     try:
         code = main()
-        sys.stdout.flush()
+        if sys.stdout is not None and not sys.stdout.closed:  # the script may have dropped its stdout
+            sys.stdout.flush()
     except BrokenPipeError:  # `flortrace logs | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 1

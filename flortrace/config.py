@@ -71,4 +71,6 @@ def load(flags, start=None):
         raise ConfigError(f"backend must be 'local' or 'ray', got {settings['backend']!r}")
     if settings["workers"] < 1:
         raise ConfigError("workers must be at least 1")
+    if not settings["tolerance"] >= 0:
+        raise ConfigError(f"tolerance must be 0 or more, got {settings['tolerance']}")
     return settings

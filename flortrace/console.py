@@ -543,6 +543,7 @@ def _console(target, args, settings, run_id, force):
         except PlanError as exc:
             print(f"flortrace: refusing to open the console: {exc}", file=sys.stderr)
             return 2
+        store.catalog.hold_run(run["id"])  # `rm` refuses the run while the console is open
         if not plan.mains:
             print(f"flortrace: error: run {run['id']} has no epoch loop to travel in", file=sys.stderr)
             return 2

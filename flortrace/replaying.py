@@ -123,11 +123,14 @@ def replay(
     )
     from .console import breakpoints
 
+    pid = os.getpid()
     try:
         with breakpoints(replayer, interactive=segment is None):
             exc = run_under(replayer, target, argv, module, settings)
     except (runner.NoScript, SyntaxError) as failure:
         return runner.report_start_failure(failure)
+    if os.getpid() != pid:  # a child the script forked: the replay's results are the parent's to store
+        return runner.exit_code_of(exc)
     code = 0 if isinstance(exc, fidelity.Diverged) else runner.exit_code_of(exc)
     replayer.finish()
     store.close()

@@ -5,16 +5,53 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import time
+from pathlib import Path
 
 from . import config
 from .cli import split_at_script
 from .store import Store, StoreError
 
+MAX_RUN_ID = 2**63 - 1  # SQLite's largest integer
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports bad input in flortrace's way: one line, exit code 2."""
+
+    def error(self, message):
+        verb = self.prog.removeprefix("flortrace ")
+        print(f"flortrace: error: {verb}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def run_id(text):
+    """An argparse type: a run id as the catalog numbers them (1, 2, 3, ...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a run id (1, 2, 3, ...)") from None
+    if not 1 <= value <= MAX_RUN_ID:
+        raise argparse.ArgumentTypeError(f"there is no run {text} (run ids are 1, 2, 3, ...)")
+    return value
+
+
+def output_problem(path):
+    """Why ``path`` cannot be written as an output file, or None: checked before anything is read."""
+    target = Path(path)
+    if target.is_dir():
+        return f"cannot write {path}: it is a folder (give a file name)"
+    parent = target.parent
+    if not parent.is_dir():
+        return f"cannot write {path}: there is no folder {parent}"
+    if not os.access(parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        return f"cannot write {path}: permission denied"
+    return None
+
 
 def _parser(verb, description):
-    p = argparse.ArgumentParser(prog=f"flortrace {verb}", description=description)
+    p = Parser(prog=f"flortrace {verb}", description=description)
     p.add_argument("--store", help="store folder (default ./.flortrace, env FLORTRACE_STORE)")
     return p
 
@@ -26,7 +63,7 @@ def _settings(ns, **extra):
 # ---- replay -------------------------------------------------------------------------------------
 def replay(argv):
     p = _parser("replay", "Re-run an edited script against a recorded run: hindsight log values, exactly.")
-    p.add_argument("--run", type=int, help="run id (default: the latest recorded run of the script)")
+    p.add_argument("--run", type=run_id, help="run id (default: the latest recorded run of the script)")
     p.add_argument("--epochs", help="which epochs: 7, 2:5, ::10, 0,3,9, -1 (default: all)")
     p.add_argument("--plan", action="store_true", help="print the plan and an estimated time; run nothing")
     p.add_argument(
@@ -70,30 +107,47 @@ def replay(argv):
     ns = p.parse_args(own)
     ns.args = rest
     from .replay.epochs import SpecError, parse
-    from .replaying import make_plan
+    from .replaying import find_run, make_plan
     from .replaying import replay as run_replay
 
     settings = _settings(ns, quiet=ns.quiet, tolerance=ns.tolerance, workers=ns.workers, backend=ns.backend)
     settings["address"] = ns.address
-    segment = None
-    if ns.segment:
-        index, _, count = ns.segment.partition("/")
-        segment = (int(index), int(count))
+    segment = None if ns.segment is None else _segment(ns.segment, p)
     target, args = (
         (ns.module, ([ns.target] if ns.target else []) + ns.args) if ns.module else (ns.target, ns.args)
     )
     if target is None:
         p.error("no script given")
-    epochs = None
-    if ns.epochs:
-        store = Store.open_existing(settings["store"])
-        run, plan = make_plan(store, target, args, settings, bool(ns.module), ns.run, None, True)
-        try:
-            epochs = parse(ns.epochs, len(plan.epoch_seconds))
-        except SpecError as exc:
-            p.error(str(exc))
-        store.close()
-    return run_replay(target, args, settings, bool(ns.module), ns.run, epochs, ns.force, ns.plan, segment)
+    if ns.epochs is not None and not ns.epochs.strip():
+        p.error("--epochs needs epochs, such as 7, 2:5, ::10 or 0,3,9")
+    module = bool(ns.module)
+    # This process holds the run until the replay is over, so `rm` refuses it meanwhile.
+    with Store.open_existing(settings["store"]) as store:
+        run = find_run(store.catalog, target, module, ns.run)
+        store.catalog.hold_run(run)
+        epochs = None
+        if ns.epochs is not None:
+            _, plan = make_plan(store, target, args, settings, module, run, None, True)
+            count = len(plan.epoch_seconds)
+            try:
+                epochs = parse(ns.epochs, count)
+            except SpecError as exc:
+                p.error(str(exc))
+            if not epochs:
+                p.error(f"--epochs {ns.epochs} selects none of the {count} epoch(s) of run {run}")
+        return run_replay(target, args, settings, module, run, epochs, ns.force, ns.plan, segment)
+
+
+def _segment(text, p):
+    """``--segment INDEX/COUNT`` (what a parallel replay passes its workers), checked."""
+    index, slash, count = text.partition("/")
+    try:
+        segment = (int(index), int(count))
+    except ValueError:
+        segment = None
+    if not slash or segment is None or not 0 <= segment[0] < segment[1]:
+        p.error(f"--segment must be INDEX/COUNT with 0 <= INDEX < COUNT, not {text!r}")
+    return segment
 
 
 # ---- runs ---------------------------------------------------------------------------------------
@@ -138,7 +192,7 @@ def runs(argv):
 # ---- show ---------------------------------------------------------------------------------------
 def show(argv):
     p = _parser("show", "Details of one run: loops, changesets, snapshots per epoch and why, timings, logs.")
-    p.add_argument("run", type=int)
+    p.add_argument("run", type=run_id)
     p.add_argument("--json", action="store_true")
     ns = p.parse_args(argv)
     with Store.open_existing(_settings(ns)["store"]) as store:
@@ -155,10 +209,11 @@ def show(argv):
             decisions=c.decisions(ns.run),
             names=sorted({r["name"] for r in c.logs(run_ids=[ns.run])}),
         )
+        code = _damage_code(c)
     if ns.json:
         json.dump(data, sys.stdout, indent=2, default=str)
         print()
-        return 0
+        return code
     r = data["run"]
     print(f"run {r['id']}  {r['status']}  {r['script']} {' '.join(r['argv'] or [])}")
     print(
@@ -186,39 +241,64 @@ def show(argv):
             f"{why.get(e['epoch'], '')}"
         )
     print("logged names: " + (", ".join(data["names"]) or "-"))
-    return 0
+    return code
+
+
+def _damage_code(catalog):
+    """1 when values were left out because they failed their checksum (the catalog said which), else 0."""
+    return 1 if catalog.damaged_logs else 0
 
 
 # ---- logs ---------------------------------------------------------------------------------------
 def logs(argv):
     p = _parser("logs", "Print logged values (recorded and replayed).")
-    p.add_argument("--run", type=int, action="append", help="run id (repeatable; default: the latest run)")
+    p.add_argument("--run", type=run_id, action="append", help="run id (repeatable; default: the latest run)")
     p.add_argument("--name", action="append", help="only this name (repeatable)")
     p.add_argument("--origin", choices=["record", "replay"])
     p.add_argument("--epochs", help="epoch range such as 2:5")
     p.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
     p.add_argument("--output", "-o", help="file to write (required for parquet)")
     ns = p.parse_args(argv)
-    epochs = None
-    if ns.epochs:
-        lo, _, hi = ns.epochs.partition(":")
-        try:
-            epochs = (
-                (int(lo) if lo else None, int(hi) if hi else None)
-                if ":" in ns.epochs
-                else (int(lo), int(lo) + 1)
-            )
-        except ValueError:
-            p.error(f"bad --epochs {ns.epochs!r}: use N or A:B")
+    epochs = None if ns.epochs is None else _epoch_range(ns.epochs, p)
+    if ns.format == "parquet" and not ns.output:
+        p.error("--format parquet needs --output FILE")
+    if ns.output and (problem := output_problem(ns.output)):
+        p.error(problem)
     with Store.open_existing(_settings(ns)["store"]) as store:
-        run_ids = ns.run or ([store.catalog.runs()[0]["id"]] if store.catalog.runs() else [])
-        rows = store.catalog.logs(run_ids=run_ids, names=ns.name, origin=ns.origin, epochs=epochs)
+        catalog = store.catalog
+        for wanted in ns.run or []:
+            if catalog.run(wanted) is None:
+                raise StoreError(f"no run {wanted} in this store (see python -m flortrace runs)")
+        run_ids = ns.run or ([catalog.runs()[0]["id"]] if catalog.runs() else [])
+        rows = catalog.logs(run_ids=run_ids, names=ns.name, origin=ns.origin, epochs=epochs)
+        code = _damage_code(catalog)
+    try:
+        return _write_logs(rows, ns) or code
+    except OSError as exc:
+        print(f"flortrace: error: cannot write {ns.output}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+
+
+def _epoch_range(text, p):
+    """``logs --epochs``: N or A:B (half-open, either end open) as (lo, hi), refusing an empty range."""
+    lo, colon, hi = text.partition(":")
+    try:
+        bounds = (int(lo) if lo else None, int(hi) if hi else None) if colon else (int(lo), int(lo) + 1)
+    except ValueError:
+        p.error(f"bad --epochs {text!r}: use N or A:B")
+    if None not in bounds and bounds[0] >= bounds[1]:
+        p.error(f"--epochs {text} selects no epochs (A:B is half-open: A <= epoch < B)")
+    return bounds
+
+
+def _write_logs(rows, ns):
+    """Print or write the rows in the chosen format; returns an exit code for a refusal, else None."""
     columns = ["run", "name", "value", "epoch", "step", "origin"]
     if ns.format == "json":
         text = json.dumps([{k: r[k] for k in [*columns, "loop_id", "lineno", "ts"]} for r in rows], indent=1)
         return _emit(text + "\n", ns.output)
     if ns.format == "csv":
-        out = open(ns.output, "w", newline="") if ns.output else sys.stdout
+        out = open(ns.output, "w", newline="", errors="backslashreplace") if ns.output else sys.stdout
         w = csv.writer(out)
         w.writerow(columns)
         for r in rows:
@@ -226,10 +306,8 @@ def logs(argv):
             w.writerow([value if c == "value" else r[c] for c in columns])
         if ns.output:
             out.close()
-        return 0
+        return None
     if ns.format == "parquet":
-        if not ns.output:
-            p.error("--format parquet needs --output FILE")
         try:
             import pandas as pd
         except ImportError:
@@ -246,34 +324,31 @@ def logs(argv):
         except ImportError as exc:
             print(f"flortrace: {exc}", file=sys.stderr)
             return 2
-        return 0
+        return None
     if not rows:
         print("no logged values match")
-        return 0
+        return None
     _table(rows, columns)
-    return 0
+    return None
 
 
 def _emit(text, path):
     if path:
-        with open(path, "w") as f:
+        with open(path, "w", errors="backslashreplace") as f:
             f.write(text)
     else:
         sys.stdout.write(text)
-    return 0
 
 
 # ---- rm, gc -------------------------------------------------------------------------------------
 def rm(argv):
-    p = _parser("rm", "Delete runs from the catalog (their blobs are freed by gc).")
-    p.add_argument("runs", type=int, nargs="+")
+    p = _parser("rm", "Delete runs from the catalog (their blobs are freed by gc); all or none.")
+    p.add_argument("runs", type=run_id, nargs="+")
     ns = p.parse_args(argv)
     with Store.open_existing(_settings(ns)["store"]) as store:
-        for run_id in ns.runs:
-            if store.catalog.run(run_id) is None:
-                raise StoreError(f"no run {run_id} in this store")
-            store.catalog.delete_run(run_id)
-            print(f"removed run {run_id}")
+        store.catalog.delete_runs(ns.runs)  # checks every run first: `rm 1 999` removes nothing
+    for removed in dict.fromkeys(ns.runs):
+        print(f"removed run {removed}")
     return 0
 
 
@@ -282,15 +357,11 @@ def gc(argv):
     p.add_argument("--yes", action="store_true", help="really delete")
     ns = p.parse_args(argv)
     with Store.open_existing(_settings(ns)["store"]) as store:
-        used = store.catalog.referenced_blobs()
-        unused = [d for d in store.blobs if d not in used]
-        size = sum(store.blobs.size(d) for d in unused)
-        if not ns.yes:
-            print(f"would free {len(unused)} blob(s), {_size(size)} (run with --yes to delete)")
-            return 0
-        for d in unused:
-            store.blobs.delete(d)
-        print(f"freed {len(unused)} blob(s), {_size(size)}")
+        count, size = store.gc(dry_run=not ns.yes)  # keeps what running runs may still commit
+    if ns.yes:
+        print(f"freed {count} blob(s), {_size(size)}")
+    else:
+        print(f"would free {count} blob(s), {_size(size)} (run with --yes to delete)")
     return 0
 
 
@@ -320,4 +391,6 @@ VERBS = {
 
 
 def main(verb, argv, guard):
+    if verb not in ("replay", "console") and hasattr(sys.stdout, "reconfigure"):  # a script's stdout stays
+        sys.stdout.reconfigure(errors="backslashreplace")  # names from undecodable file names still print
     return guard(lambda: VERBS[verb](argv))

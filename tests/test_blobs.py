@@ -149,5 +149,7 @@ def test_gc_keeps_referenced_and_fresh_blobs(tmp_path):
         assert sorted(store.blobs) == sorted([kept, manifest, fresh])
         assert not stale_tmp.exists()
         cat.end_run(run, "finished", 0)
+        os.utime(store.blobs.path(fresh), (past, past))
+        assert store.gc(dry_run=True)[0] == 1 and fresh in set(store.blobs)
         assert store.gc()[0] == 1
         assert sorted(store.blobs) == sorted([kept, manifest])

@@ -311,7 +311,7 @@ def test_concurrent_writers(tmp_path):
 def test_corrupt_catalog_file(tmp_path):
     path = tmp_path / "catalog.sqlite"
     path.write_bytes(b"this is not a database, just some text" * 100)
-    with pytest.raises(StoreError, match=f"{path} is not a usable flortrace catalog.*--store"):
+    with pytest.raises(StoreError, match=f"the catalog {path} is damaged \\(file is not a database\\)"):
         Catalog(path)
 
 
@@ -334,3 +334,130 @@ def test_newer_schema_is_refused(tmp_path):
     db.close()
     with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}, newer"):
         Catalog(path)
+
+
+def test_catalog_file_is_private(tmp_path):
+    old = os.umask(0)
+    try:
+        Catalog(tmp_path / "catalog.sqlite").close()
+    finally:
+        os.umask(old)
+    assert (tmp_path / "catalog.sqlite").stat().st_mode & 0o777 == 0o600
+
+
+def _version_1_catalog(path):
+    """A catalog as flortrace wrote it before schema migrations: the version 1 schema, one log row."""
+    from flortrace.store.catalog import _SCHEMA_V1
+
+    db = sqlite3.connect(path)
+    db.executescript(_SCHEMA_V1)
+    db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    db.execute(
+        "INSERT INTO runs (script, script_real, argv, cwd, env, versions, mode, status, started, active)"
+        " VALUES ('t.py', '/t.py', '[]', '/', '{}', '{}', 'record', 'finished', 1.0, 1.0)"
+    )
+    db.execute(
+        "INSERT INTO logs (run, name, value, vtype, epoch, origin, ts)"
+        " VALUES (1, 'w', '0.5', 'float', 0, 'record', 2.0)"
+    )
+    db.commit()
+    db.close()
+
+
+def test_an_older_catalog_is_upgraded_in_place(tmp_path):
+    path = tmp_path / "catalog.sqlite"
+    _version_1_catalog(path)
+    with Catalog(path) as cat:
+        assert [(r["name"], r["value"]) for r in cat.logs()] == [("w", 0.5)]  # its checksum was computed
+        cat.add_logs(1, [{"name": "w", "value": 0.25, "epoch": 1}])
+        assert [r["value"] for r in cat.logs()] == [0.5, 0.25]
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta").fetchall() == [(str(SCHEMA_VERSION),)]
+    db.close()
+
+
+def test_a_catalog_at_version_2_is_upgraded_too(tmp_path):
+    """Version 2 (the fidelity check's tables) was made elsewhere: such a catalog still gets checksums."""
+    path = tmp_path / "catalog.sqlite"
+    _version_1_catalog(path)
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value = '2'")
+    db.commit()
+    db.close()
+    with Catalog(path) as cat:
+        assert [(r["name"], r["value"]) for r in cat.logs()] == [("w", 0.5)]
+
+
+def test_a_failed_upgrade_changes_nothing(tmp_path, monkeypatch):
+    import flortrace.store.catalog as catalog
+
+    path = tmp_path / "catalog.sqlite"
+    _version_1_catalog(path)
+
+    def half_done(db):
+        db.execute("ALTER TABLE logs ADD COLUMN checksum INTEGER")
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setitem(catalog.MIGRATIONS, SCHEMA_VERSION, half_done)
+    with pytest.raises(StoreError, match="is full"):
+        Catalog(path)
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta").fetchall() == [("1",)]
+    assert "checksum" not in [r[1] for r in db.execute("PRAGMA table_info(logs)")]
+    db.close()
+
+
+def test_text_that_is_not_unicode_round_trips(cat):
+    script = os.fsdecode(b"/proj/tr\xffin.py")
+    names = ["f\udcff", "\x1bflortrace-text:41", "\x1b", "plain", "\ud800"]
+    run_id = cat.begin_run(script, ["a\udcfe"], "/proj", {}, {}, name="l\udcff")
+    cat.add_logs(run_id, [{"name": n, "value": n, "loop_id": n} for n in names])
+    cat.add_source(run_id, "tr\udcffin.py", "pass\n")
+    assert [(r["name"], r["value"], r["loop_id"]) for r in cat.logs()] == [(n, n, n) for n in names]
+    assert [r["name"] for r in cat.logs(names=["f\udcff"])] == ["f\udcff"]
+    run = cat.run(run_id)
+    assert (run["script"], run["argv"], run["name"]) == (script, ["a\udcfe"], "l\udcff")
+    assert cat.latest_run(script) == run_id and cat.sources(run_id) == {"tr\udcffin.py": "pass\n"}
+
+
+def test_removing_runs_is_all_or_none(cat):
+    a, b = begin(cat), begin(cat)
+    for run_id in (a, b):
+        cat.end_run(run_id, "finished", 0)
+    with pytest.raises(StoreError, match=f"no run {b + 1}"):
+        cat.delete_runs([a, b + 1])
+    assert cat.run(a) is not None
+    with Catalog(cat.path) as replaying:
+        replaying.hold_run(b)
+        with pytest.raises(StoreError, match=f"run {b} is in use by a replay or console"):
+            cat.delete_runs([a, b])
+        assert cat.run(a) is not None and cat.run(b) is not None
+    cat.delete_runs([a, b])
+    assert cat.runs() == []
+    with pytest.raises(StoreError, match=f"no run {a}"):
+        cat.hold_run(a)
+
+
+def test_rows_for_a_removed_run_are_refused(cat):
+    run_id = begin(cat)
+    cat.end_run(run_id, "finished", 0)
+    with Catalog(cat.path) as other:
+        other.delete_run(run_id)
+    with pytest.raises(StoreError, match=f"run {run_id} was removed from the store"):
+        cat.add_logs(run_id, [{"name": "late", "value": 1}])
+    assert cat.logs() == []
+
+
+def test_a_forked_child_never_writes_through_its_parents_connection(cat):
+    run_id = begin(cat)
+    pid = os.fork()
+    if pid == 0:  # the child: its write must be refused, before SQLite is touched
+        try:
+            cat.add_logs(run_id, [{"name": "child", "value": 1}])
+        except StoreError as exc:
+            os._exit(0 if "forked" in str(exc) else 2)
+        os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    cat.add_logs(run_id, [{"name": "parent", "value": 1}])
+    assert [r["name"] for r in cat.logs()] == ["parent"]

@@ -4,11 +4,14 @@ file. Each format's package is optional; without it the verb says which to insta
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
 
 from ..config import ConfigError
 from ..store import StoreError
+from ..verbs import output_problem
+from ..verbs import run_id as run_id_type
 from .frame import open_store, run_ids
 
 STEPS = (
@@ -21,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--store", help="store folder (default ./.flortrace, env FLORTRACE_STORE)")
     common.add_argument(
-        "--run", type=int, action="append", help="run id (repeatable; default: the latest run)"
+        "--run", type=run_id_type, action="append", help="run id (repeatable; default: the latest run)"
     )
     common.add_argument("--name", action="append", help="only this logged name (repeatable)")
     p = argparse.ArgumentParser(prog="flortrace export", description="Export logged values.")
@@ -52,11 +55,31 @@ def _parser() -> argparse.ArgumentParser:
 def export_main(argv: list[str]) -> int:
     """``python -m flortrace export FORMAT ...``; returns the exit code."""
     ns = _parser().parse_args(argv)
+    problem = _path_problem(ns)
+    if problem:
+        print(f"flortrace: error: export {ns.format}: {problem}", file=sys.stderr)
+        return 2
     try:
         return EXPORTERS[ns.format](ns)
     except (StoreError, ConfigError) as exc:
         print(f"flortrace: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        where = getattr(ns, "file", None) or getattr(ns, "dir", None)
+        print(
+            f"flortrace: error: export {ns.format}: cannot write {where}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _path_problem(ns) -> str | None:
+    """Why the file or folder to export to cannot be written, checked before the store is read."""
+    if hasattr(ns, "file"):
+        return output_problem(ns.file)
+    if hasattr(ns, "dir") and os.path.exists(ns.dir) and not os.path.isdir(ns.dir):
+        return f"cannot write into {ns.dir}: it is not a folder"
+    return None
 
 
 def _tensorboard(ns) -> int:

@@ -38,7 +38,10 @@ def typed(value):
         )
     ):
         return "list", list(value)
-    text = repr(value)
+    try:
+        text = repr(value)
+    except Exception as exc:  # a broken __repr__ must not reach the training loop
+        text = f"<{type(value).__name__} object: repr() failed with {exc!r}>"
     return "repr", text if len(text) <= REPR_LIMIT else text[: REPR_LIMIT - 3] + "..."
 
 

@@ -9,10 +9,12 @@ per execution and are not tracked. Subclasses (recorder, replayer) react to epoc
 from __future__ import annotations
 
 import sys
+from _thread import interrupt_main, start_new_thread
 from functools import partial
 from itertools import chain, count
 from operator import itemgetter
-from time import perf_counter
+from os import register_at_fork
+from time import perf_counter, sleep
 
 from ..instrument.patch import LoopInfo
 
@@ -65,12 +67,13 @@ def _next_value(counter):
 
 class _LoopEnd:
     """Last item of a loop's chain: its __iter__ runs when the loop runs out, its __del__ when the loop is
-    left early (break, return, exception drop the chain at once). Either way the callback runs once."""
+    left early (break, return, exception drop the chain at once). Either way the callback runs once, and
+    only in the process that started the loop: a child the script forked leaves the parent's run alone."""
 
-    __slots__ = ("callback", "act")
+    __slots__ = ("callback", "act", "forks")
 
     def __init__(self, callback, act):
-        self.callback, self.act = callback, act
+        self.callback, self.act, self.forks = callback, act, _forks
 
     def __iter__(self):
         self._end()
@@ -79,13 +82,33 @@ class _LoopEnd:
     def __del__(self):
         try:
             self._end()
+        except KeyboardInterrupt:
+            start_new_thread(_interrupt_soon, ())  # Ctrl-C in a finalizer, where Python drops it: again
         except Exception as exc:  # never let a finalizer's error pass silently, never raise from one
             print(f"flortrace: internal error at the end of a loop: {exc!r}", file=sys.stderr)
 
     def _end(self):
         callback, self.callback = self.callback, None
-        if callback is not None:
+        if callback is not None and self.forks == _forks:
             callback(self.act)
+
+
+_forks = 0  # how many forks separate this process from the one that started the session (see _LoopEnd)
+
+
+def _count_fork():
+    global _forks
+    _forks += 1
+
+
+register_at_fork(after_in_child=_count_fork)
+
+
+def _interrupt_soon():
+    """Raise KeyboardInterrupt in the main thread a moment from now: once the finalizer that caught it is
+    over (any KeyboardInterrupt raised inside a finalizer is dropped), in the script's own code."""
+    sleep(0.001)
+    interrupt_main()
 
 
 def _is_active(frame, current):

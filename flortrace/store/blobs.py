@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import lz4.frame
 
 from flortrace.store import CorruptBlob
+from flortrace.store.access import FOLDER_MODE, UnsafeStore, check_owned, open_nofollow
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 8 << 20  # compress in slices so a huge buffer never has a second full-size copy in memory
@@ -28,7 +30,10 @@ def digest_of(data: bytes | bytearray | memoryview) -> str:
 
 
 class BlobStore:
-    """Blobs under ``root``; temporary files go to ``tmpdir`` (same filesystem), default ``root``."""
+    """Blobs under ``root``; temporary files go to ``tmpdir`` (same filesystem), default ``root``.
+
+    Every access goes through a file descriptor of the blob's shard folder opened without following links,
+    so a link planted in the store cannot make a read, write or delete happen outside it."""
 
     def __init__(self, root: str | os.PathLike, tmpdir: str | os.PathLike | None = None):
         self.root = Path(root)
@@ -39,51 +44,100 @@ class BlobStore:
             raise CorruptBlob(f"not a blob digest: {digest!r}")
         return self.root / digest[:2] / digest
 
+    def _shard(self, digest: str, create: bool = False) -> tuple[int, bool]:
+        """An open descriptor of the digest's shard folder, and whether it was just made."""
+        self.path(digest)  # validates the digest
+        made = False
+        if create:
+            self.root.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+        root = open_nofollow(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if create:
+                try:
+                    os.mkdir(digest[:2], FOLDER_MODE, dir_fd=root)
+                    made = True
+                except FileExistsError:
+                    pass
+            return open_nofollow(self.root / digest[:2], os.O_RDONLY | os.O_DIRECTORY), made
+        finally:
+            os.close(root)
+
+    def _lstat(self, digest: str) -> os.stat_result:
+        """The blob file's own stat (FileNotFoundError when absent); a link in its place is refused."""
+        shard, _ = self._shard(digest)
+        try:
+            st = os.stat(digest, dir_fd=shard, follow_symlinks=False)
+        finally:
+            os.close(shard)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeStore(f"{self.path(digest)} is not a regular file; flortrace never follows links")
+        return st
+
     def put(self, data: bytes | bytearray | memoryview) -> tuple[str, int, bool]:
         """Store ``data``; return (digest, stored size on disk, whether it was newly written)."""
         view = memoryview(data).cast("B")
         digest = digest_of(view)
-        final = self.path(digest)
+        shard, new_shard = self._shard(digest, create=True)
         try:
-            # Refresh the mtime so a concurrent gc sees the blob as in use again.
-            os.utime(final)
-            return digest, final.stat().st_size, False
-        except FileNotFoundError:
-            pass
-        shard = final.parent
-        new_shard = not shard.is_dir()
-        if new_shard:
-            shard.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.tmpdir, prefix=f".{digest[:16]}-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                comp = lz4.frame.LZ4FrameCompressor(content_checksum=True, compression_level=0)
-                out.write(comp.begin(len(view)))
-                for start in range(0, len(view), _CHUNK):
-                    out.write(comp.compress(view[start : start + _CHUNK]))
-                out.write(comp.flush())
-                out.flush()
-                os.fsync(out.fileno())
-            stored = os.stat(tmp).st_size
-            os.replace(tmp, final)
-        except BaseException:
             try:
-                os.unlink(tmp)
-            except OSError:
+                # Refresh the mtime so a concurrent gc sees the blob as in use again.
+                os.utime(digest, dir_fd=shard, follow_symlinks=False)
+                st = os.stat(digest, dir_fd=shard, follow_symlinks=False)
+                if not stat.S_ISREG(st.st_mode):
+                    raise UnsafeStore(
+                        f"{self.path(digest)} is not a regular file; flortrace never follows links"
+                    )
+                return digest, st.st_size, False
+            except FileNotFoundError:
                 pass
-            raise
-        _fsync_dir(shard)
+            fd, tmp = tempfile.mkstemp(dir=self.tmpdir, prefix=f".{digest[:16]}-")
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    comp = lz4.frame.LZ4FrameCompressor(content_checksum=True, compression_level=0)
+                    out.write(comp.begin(len(view)))
+                    for start in range(0, len(view), _CHUNK):
+                        out.write(comp.compress(view[start : start + _CHUNK]))
+                    out.write(comp.flush())
+                    out.flush()
+                    os.fsync(out.fileno())
+                stored = os.stat(tmp).st_size
+                os.replace(tmp, digest, dst_dir_fd=shard)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+            os.fsync(shard)
+        finally:
+            os.close(shard)
         if new_shard:
             _fsync_dir(self.root)
         return digest, stored, True
 
     def get(self, digest: str, mutable: bool = False) -> bytes | bytearray:
-        """The verified content of a blob (a bytearray when ``mutable``); CorruptBlob on any damage."""
+        """The verified content of a blob (a bytearray when ``mutable``); CorruptBlob on any damage.
+
+        A blob someone else could have written is treated as damaged too (CorruptBlob, never read): blobs
+        are unpickled."""
         path = self.path(digest)
         try:
-            packed = path.read_bytes()
+            shard, _ = self._shard(digest)
+            try:
+                check_owned(path.parent, os.fstat(shard), "blob folder")
+                fd = open_nofollow(digest, os.O_RDONLY, dir_fd=shard)
+            finally:
+                os.close(shard)
+            with os.fdopen(fd, "rb") as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    raise UnsafeStore(f"{path} is not a regular file")
+                check_owned(path, st, "blob")
+                packed = f.read()
         except FileNotFoundError:
             raise CorruptBlob(f"missing blob {digest} (expected at {path})") from None
+        except UnsafeStore as exc:
+            raise CorruptBlob(f"blob {digest} not loaded: {exc}") from None
         except OSError as exc:
             raise CorruptBlob(f"cannot read blob {digest} at {path}: {exc.strerror or exc}") from exc
         try:
@@ -95,33 +149,64 @@ class BlobStore:
         return data
 
     def exists(self, digest: str) -> bool:
-        return self.path(digest).is_file()
-
-    def size(self, digest: str) -> int:
-        """Stored (compressed) size on disk."""
-        return self.path(digest).stat().st_size
-
-    def mtime(self, digest: str) -> float:
-        """When the blob was last written or re-put."""
-        return self.path(digest).stat().st_mtime
-
-    def delete(self, digest: str) -> bool:
-        """Remove a blob; False when it was not there."""
         try:
-            self.path(digest).unlink()
+            self._lstat(digest)
         except FileNotFoundError:
             return False
         return True
 
+    def size(self, digest: str) -> int:
+        """Stored (compressed) size on disk."""
+        return self._lstat(digest).st_size
+
+    def mtime(self, digest: str) -> float:
+        """When the blob was last written or re-put."""
+        return self._lstat(digest).st_mtime
+
+    def delete(self, digest: str) -> bool:
+        """Remove a blob; False when it was not there. Never deletes through a link."""
+        try:
+            shard, _ = self._shard(digest)
+        except FileNotFoundError:
+            return False
+        try:
+            os.unlink(digest, dir_fd=shard)
+        except FileNotFoundError:
+            return False
+        finally:
+            os.close(shard)
+        return True
+
     def __iter__(self) -> Iterator[str]:
-        if not self.root.is_dir():
+        """Digests of the blobs in real shard folders (links, and whatever they lead to, are skipped)."""
+        try:
+            root = open_nofollow(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        except (FileNotFoundError, NotADirectoryError):
             return
-        for shard in sorted(os.scandir(self.root), key=lambda e: e.name):
-            if len(shard.name) != 2 or not shard.is_dir():
+        try:
+            with os.scandir(root) as entries:
+                shards = sorted(
+                    e.name for e in entries if len(e.name) == 2 and e.is_dir(follow_symlinks=False)
+                )
+        finally:
+            os.close(root)
+        for name in shards:
+            try:
+                fd = open_nofollow(self.root / name, os.O_RDONLY | os.O_DIRECTORY)
+            except (FileNotFoundError, UnsafeStore):
                 continue
-            for entry in sorted(os.scandir(shard.path), key=lambda e: e.name):
-                if _DIGEST.fullmatch(entry.name) and entry.name.startswith(shard.name):
-                    yield entry.name
+            try:
+                with os.scandir(fd) as entries:
+                    names = sorted(
+                        e.name
+                        for e in entries
+                        if e.is_file(follow_symlinks=False)
+                        and _DIGEST.fullmatch(e.name)
+                        and e.name[:2] == name
+                    )
+            finally:
+                os.close(fd)
+            yield from names
 
     def total_bytes(self) -> int:
         """Stored size of all blobs."""

@@ -3,7 +3,13 @@
 This module owns the schema. Each process (the recording process, its writer process, readers)
 opens its own connection; WAL mode lets them work at once. A recording process holds an exclusive
 ``flock`` on ``locks/run-<id>.lock`` while its run is open, so any opener can tell a run whose
-process died (SIGKILL, power loss) from one still going, and marks the former ``crashed``.
+process died (SIGKILL, power loss) from one still going, and marks the former ``crashed``. Replays
+and consoles hold a shared ``flock`` on ``locks/use-<id>.lock``, so a run in use is not removed.
+
+The schema is versioned (``meta.schema_version``): a new catalog is the version 1 schema plus every
+migration in ``MIGRATIONS``, and an older catalog is upgraded in place by the same migrations, all in
+one transaction. Every failure of SQLite surfaces as a ``StoreError`` that says what happened (a full
+disk, a damaged catalog), and log rows carry a checksum so an edited value is reported, not shown.
 """
 
 from __future__ import annotations
@@ -11,21 +17,25 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import sqlite3
+import stat
+import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from flortrace.store import StoreError
+from flortrace.store.access import FILE_MODE, UnsafeStore, open_nofollow
 
-SCHEMA_VERSION = 2
 RUN_STATUSES = ("running", "finished", "failed", "crashed")
 SNAPSHOT_KINDS = ("checkpoint", "memo", "start")
 
-_SCHEMA = """
+_SCHEMA_V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -75,22 +85,46 @@ CREATE TABLE logs (
     ts REAL NOT NULL
 );
 CREATE INDEX logs_run ON logs (run, origin, epoch);
-CREATE TABLE IF NOT EXISTS digest_layouts (
+"""
+_FIDELITY_TABLES = """
+CREATE TABLE digest_layouts (
     run INTEGER NOT NULL, layout INTEGER NOT NULL, items TEXT NOT NULL, paths TEXT NOT NULL,
     PRIMARY KEY (run, layout)
 );
-CREATE TABLE IF NOT EXISTS digests (
+CREATE TABLE digests (
     run INTEGER NOT NULL, epoch INTEGER NOT NULL, point TEXT NOT NULL, layout INTEGER NOT NULL,
     leaves TEXT NOT NULL, PRIMARY KEY (run, epoch, point)
 );
-CREATE TABLE IF NOT EXISTS outputs (
+CREATE TABLE outputs (
     run INTEGER NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL, stream TEXT NOT NULL,
     text TEXT NOT NULL, crc INTEGER NOT NULL, nbytes INTEGER NOT NULL, PRIMARY KEY (run, epoch, seq, stream)
 );
 """
-# Tables added in schema version 2 (digests and recorded output, for the fidelity check); a version 1 catalog
-# gets them when it is opened.
-_SCHEMA_2 = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS digest_layouts") :]
+
+
+def _add_fidelity_tables(db: sqlite3.Connection) -> None:
+    """Version 2: state digests and what epochs printed, for the fidelity check."""
+    for statement in _FIDELITY_TABLES.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _add_log_checksums(db: sqlite3.Connection) -> None:
+    """Version 3: every log row carries a checksum of its fields (rows already there are trusted)."""
+    db.execute("ALTER TABLE logs ADD COLUMN checksum INTEGER")
+    rows = db.execute(f"SELECT seq, {_LOG_FIELDS} FROM logs").fetchall()
+    db.executemany("UPDATE logs SET checksum = ? WHERE seq = ?", [(_checksum(r[1:]), r[0]) for r in rows])
+
+
+# The migration to each schema version. To change the schema, add one under the next number, and add new
+# tables to TABLES: a new catalog runs all of them, in order, after the version 1 schema; an older one those
+# above its version.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    2: _add_fidelity_tables,
+    3: _add_log_checksums,
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+TABLES = frozenset(re.findall(r"CREATE TABLE (\w+)", _SCHEMA_V1 + _FIDELITY_TABLES))
 
 _RUN_TABLES = (
     "sources",
@@ -118,66 +152,191 @@ FROM runs r
 """
 
 
-class Catalog:
-    """A connection to the catalog at ``path``; the lock folder is ``path``'s sibling ``locks/``."""
+_LOG_KEYS = ("run", "name", "value", "vtype", "epoch", "step", "loop_id", "lineno", "origin", "ts")
+_LOG_FIELDS = ", ".join(_LOG_KEYS)
+_LOG_SELECT = f"SELECT {_LOG_FIELDS}, checksum FROM logs"
 
-    def __init__(self, path: str | os.PathLike, busy_timeout: float = 10.0):
+
+class CatalogDamaged(StoreError):
+    """The catalog was changed outside flortrace (an edited value, a dropped table, a truncated file)."""
+
+
+class StoreFull(StoreError):
+    """The disk holding the store is full."""
+
+
+def _checksum(fields: Iterable[Any]) -> int:
+    """The checksum a log row carries: CRC-32 of its fields as stored."""
+    return zlib.crc32(repr(tuple(fields)).encode("utf-8", "surrogatepass"))
+
+
+# SQLite text must be valid Unicode; a file name with undecodable bytes (read by Python as surrogates) is not.
+# Such text, and text that starts like the escape, is stored escaped and read back as the same str.
+_ESCAPE = "\x1bflortrace-text:"
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _to_db(value: Any) -> Any:
+    if type(value) is not str or (value[:1] != "\x1b" and (value.isascii() or not _SURROGATES.search(value))):
+        return value
+    return _ESCAPE + value.encode("utf-8", "surrogatepass").hex()
+
+
+def _from_db(value: Any) -> Any:
+    if type(value) is str and value.startswith(_ESCAPE):
+        return bytes.fromhex(value[len(_ESCAPE) :]).decode("utf-8", "surrogatepass")
+    return value
+
+
+class _Connection(sqlite3.Connection):
+    """Escapes text parameters that SQLite cannot store (see ``_to_db``)."""
+
+    def execute(self, sql, params=()):
+        return super().execute(sql, tuple(map(_to_db, params)))
+
+    def executemany(self, sql, rows):
+        return super().executemany(sql, (tuple(map(_to_db, row)) for row in rows))
+
+
+def _row(cursor: sqlite3.Cursor, values: tuple) -> sqlite3.Row:
+    if any(type(v) is str and v[:1] == "\x1b" for v in values):
+        values = tuple(map(_from_db, values))
+    return sqlite3.Row(cursor, values)
+
+
+class Catalog:
+    """A connection to the catalog at ``path``; the lock folder is ``path``'s sibling ``locks/``.
+
+    ``may_initialize`` is called before an empty catalog gets its schema, and raises when an empty one
+    means damage (``Store`` knows whether the store had a catalog before)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        busy_timeout: float = 10.0,
+        may_initialize: Callable[[], None] | None = None,
+    ):
         self.path = Path(path)
         self.lock_dir = self.path.parent / "locks"
+        self.damaged_logs = 0  # log rows left out of answers because they failed their checksum
         self._mutex = threading.RLock()
         self._run_locks: dict[int, int] = {}
+        self._holds: dict[int, int] = {}
+        self._dead: set[int] = set()  # runs found crashed that the catalog could not be told about
+        self._pid = os.getpid()  # SQLite connections must not be used across a fork
+        self._create_private()
         try:
             self._db = sqlite3.connect(
-                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+                self.path,
+                timeout=busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                factory=_Connection,
             )
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the catalog {self.path}: {exc}") from exc
+            raise self._error(exc) from exc
         try:
-            self._db.row_factory = sqlite3.Row
+            self._db.row_factory = _row
             self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            self._db.execute("PRAGMA trusted_schema = OFF")  # an edited schema runs no functions
+            if may_initialize is not None and not self._tables():
+                may_initialize()  # before anything is written: the journal mode writes a header
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA foreign_keys = OFF")
             self._ensure_schema()
             self._mark_crashed()
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             self._db.close()
-            raise StoreError(
-                f"{self.path} is not a usable flortrace catalog ({exc}); "
-                "move it away or pick another folder with --store"
-            ) from exc
+            raise self._error(exc) from exc
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _create_private(self) -> None:
+        """Create the catalog file readable by its owner only (SQLite gives its -wal and -shm that mode)."""
+        try:
+            os.close(open_nofollow(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StoreError(f"cannot create the catalog {self.path}: {exc.strerror or exc}") from exc
+
+    def _error(self, exc: Exception) -> StoreError:
+        """The StoreError that says what an SQLite failure means for the user."""
+        text = str(exc)
+        if "full" in text or ("I/O error" in text and _no_space_left(self.path.parent)):  # SQLITE_FULL
+            return StoreFull(
+                f"the store at {self.path.parent} is full ({text}); free space, e.g. remove runs "
+                "(python -m flortrace rm RUN, then gc --yes)"
+            )
+        if "readonly" in text or "read-only" in text:
+            return StoreError(f"cannot write the catalog {self.path}: {text}")
+        if "locked" in text or "busy" in text:
+            return StoreError(f"the catalog {self.path} stayed locked by another process ({text}); try again")
+        damaged = ("malformed", "not a database", "no such", "has no column", "constraint", "mismatch")
+        if any(word in text for word in damaged) or type(exc) is sqlite3.DatabaseError:
+            return CatalogDamaged(
+                f"the catalog {self.path} is damaged ({text}); restore it from a backup, "
+                "or move the store away to start a new one"
+            )
+        return StoreError(f"cannot use the catalog {self.path}: {text}")
 
     # -- schema and liveness -------------------------------------------------------------------------
 
     def _ensure_schema(self) -> None:
-        tables = self._tables()
-        if not tables:
+        """Create the schema in an empty catalog, upgrade an older one, refuse a newer or damaged one."""
+        if not self._tables():
             with self._write() as db:
                 if not self._tables():  # another process may have created it meanwhile
-                    for statement in _SCHEMA.split(";"):
+                    for statement in _SCHEMA_V1.split(";"):
                         if statement.strip():
                             db.execute(statement)
-                    db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            tables = self._tables()
-        row = None
-        if "meta" in tables:
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is None:
-            raise StoreError(
-                f"{self.path} is an SQLite file but not a flortrace catalog; pick another folder with --store"
-            )
-        version = int(row[0])
-        if version == 1:
-            with self._write() as db:
-                for statement in _SCHEMA_2.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+                    db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+                    self._migrate(db, 1)
+        version = self._version()
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"the catalog {self.path} has schema version {version}, newer than this flortrace "
                 f"understands ({SCHEMA_VERSION}); upgrade flortrace or use --store elsewhere"
             )
+        if version < SCHEMA_VERSION:
+            with self._write() as db:
+                self._migrate(db, self._version())  # read again: another process may have upgraded it
+        missing = TABLES - self._tables()
+        if missing:
+            raise CatalogDamaged(
+                f"the catalog {self.path} is damaged: table {', '.join(sorted(missing))} is missing; "
+                "restore it from a backup, or move the store away to start a new one"
+            )
+
+    def _version(self) -> int:
+        if "meta" not in self._tables():
+            raise StoreError(
+                f"{self.path} is an SQLite file but not a flortrace catalog; pick another folder with --store"
+            )
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            raise StoreError(
+                f"{self.path} is an SQLite file but not a flortrace catalog; pick another folder with --store"
+            )
+        try:
+            version = int(row[0])
+        except (TypeError, ValueError):
+            version = 0
+        if version < 1:
+            raise CatalogDamaged(
+                f"the catalog {self.path} is damaged: its schema_version is {row[0]!r}, not a version "
+                "number; restore it from a backup, or move the store away to start a new one"
+            )
+        return version
+
+    def _migrate(self, db: sqlite3.Connection, version: int) -> None:
+        """Upgrade from ``version`` to SCHEMA_VERSION inside the caller's transaction."""
+        for target in sorted(MIGRATIONS):
+            if target > version:
+                MIGRATIONS[target](db)
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     def _tables(self) -> set[str]:
         return {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -185,13 +344,30 @@ class Catalog:
     def _lock_path(self, run_id: int) -> Path:
         return self.lock_dir / f"run-{run_id}.lock"
 
+    def _use_path(self, run_id: int) -> Path:
+        return self.lock_dir / f"use-{run_id}.lock"
+
+    def _open_lock(self, path: Path) -> int:
+        """Open (creating) a lock file; a link or anything but a regular file there is refused."""
+        self.lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            fd = open_nofollow(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK)
+        except UnsafeStore:
+            raise
+        except OSError as exc:
+            raise StoreError(f"cannot open the lock file {path}: {exc.strerror or exc}") from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise UnsafeStore(f"the lock file {path} is not a regular file")
+        return fd
+
     def _is_alive(self, run_id: int) -> bool:
         """Whether some process (this one included) holds the run's lock."""
         if run_id in self._run_locks:
             return True
         try:
-            fd = os.open(self._lock_path(run_id), os.O_RDWR | os.O_CLOEXEC)
-        except FileNotFoundError:
+            fd = open_nofollow(self._lock_path(run_id), os.O_RDWR | os.O_NONBLOCK)
+        except (OSError, UnsafeStore):  # absent, or a link no recording process would have made
             return False
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -202,34 +378,64 @@ class Catalog:
         return False
 
     def _mark_crashed(self) -> None:
-        """Set ``crashed`` on every ``running`` run whose process is gone, ended at its last activity."""
-        for (run_id,) in self._db.execute("SELECT id FROM runs WHERE status = 'running'").fetchall():
-            if not self._is_alive(run_id):
-                with self._write() as db:
-                    db.execute(
-                        "UPDATE runs SET status = 'crashed', ended = active"
-                        " WHERE id = ? AND status = 'running'",
-                        (run_id,),
-                    )
+        """Set ``crashed`` on every ``running`` run whose process is gone, ended at its last activity.
+
+        When the store cannot be written (a full disk), such runs only read as crashed here."""
+        for row in self._rows("SELECT id FROM runs WHERE status = 'running'"):
+            if not self._is_alive(row["id"]):
+                try:
+                    with self._write() as db:
+                        db.execute(
+                            "UPDATE runs SET status = 'crashed', ended = active"
+                            " WHERE id = ? AND status = 'running'",
+                            (row["id"],),
+                        )
+                except StoreError:
+                    self._dead.add(row["id"])
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken up front so concurrent writers queue instead of deadlocking."""
+        """One write transaction, taken up front so concurrent writers queue instead of deadlocking.
+
+        Any SQLite failure (a full disk, a damaged file) rolls back and raises a StoreError, and so does
+        writing from a child the opening process forked."""
+        if os.getpid() != self._pid:
+            raise StoreError("a process forked from the one that opened the catalog never writes to it")
         with self._mutex:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # SQLite rolled back already (it does on a full disk)
+                if isinstance(exc, sqlite3.Error):
+                    raise self._error(exc) from exc
                 raise
-            self._db.execute("COMMIT")
 
     def _touch(self, db: sqlite3.Connection, run_id: int, now: float | None = None) -> None:
         db.execute("UPDATE runs SET active = ? WHERE id = ?", (time.time() if now is None else now, run_id))
 
     def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict]:
         with self._mutex:
-            return [dict(r) for r in self._db.execute(sql, tuple(params))]
+            try:
+                return [dict(r) for r in self._db.execute(sql, tuple(params))]
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+
+    def _json(self, text: Any, what: str) -> Any:
+        try:
+            return json.loads(text)
+        except (TypeError, ValueError):
+            raise CatalogDamaged(
+                f"the catalog {self.path} is damaged: {what} is not valid JSON; restore it from a backup, "
+                "or remove that run (python -m flortrace rm RUN)"
+            ) from None
 
     # -- runs ----------------------------------------------------------------------------------------
 
@@ -248,7 +454,6 @@ class Catalog:
         """Add a ``running`` run and hold its liveness lock until :meth:`end_run`; return its id."""
         now = time.time()
         real = os.path.realpath(os.path.join(cwd, script))
-        self.lock_dir.mkdir(parents=True, exist_ok=True)
         fd = None
         try:
             with self._write() as db:
@@ -273,7 +478,7 @@ class Catalog:
                 )
                 run_id = cur.lastrowid
                 # Lock before the row becomes visible, so no opener can take the run for crashed.
-                fd = os.open(self._lock_path(run_id), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                fd = self._open_lock(self._lock_path(run_id))
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 os.ftruncate(fd, 0)
                 os.write(fd, f"{os.getpid()}\n".encode())
@@ -307,18 +512,26 @@ class Catalog:
             row = db.execute("SELECT info FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 raise StoreError(f"no run {run_id} in {self.path}")
-            info = json.loads(row[0])
+            info = self._json(row[0], f"the info of run {run_id}")
             info.update(fields)
             db.execute("UPDATE runs SET info = ? WHERE id = ?", (json.dumps(info), run_id))
             self._touch(db, run_id)
 
     def run(self, run_id: int) -> dict | None:
         rows = self._rows(_RUN_SELECT + " WHERE r.id = ?", (run_id,))
-        return _run_dict(rows[0]) if rows else None
+        return self._run_dict(rows[0]) if rows else None
 
     def runs(self) -> list[dict]:
         """All runs, newest first, with counts of epochs, checkpoints, memos, logs and stored bytes."""
-        return [_run_dict(r) for r in self._rows(_RUN_SELECT + " ORDER BY r.id DESC")]
+        return [self._run_dict(r) for r in self._rows(_RUN_SELECT + " ORDER BY r.id DESC")]
+
+    def _run_dict(self, row: dict) -> dict:
+        del row["script_real"]
+        if row["id"] in self._dead and row["status"] == "running":
+            row.update(status="crashed", ended=row["active"])
+        for key in ("argv", "env", "versions", "info"):
+            row[key] = self._json(row[key], f"the {key} of run {row['id']}")
+        return row
 
     def latest_run(self, script: str | None = None) -> int | None:
         """The newest recorded run, of ``script`` (a path, resolved here) when given."""
@@ -327,30 +540,72 @@ class Catalog:
         else:
             real = os.path.realpath(script)
             sql, params = "SELECT MAX(id) FROM runs WHERE mode = 'record' AND script_real = ?", (real,)
-        with self._mutex:
-            return self._db.execute(sql, params).fetchone()[0]
+        return self._rows(sql, params)[0]["MAX(id)"]
+
+    def hold_run(self, run_id: int) -> None:
+        """Hold a run while replaying it or travelling in it, until :meth:`close`, so ``rm`` refuses it.
+
+        StoreError when the run is not there (any more) or is being removed."""
+        if run_id in self._holds:
+            return
+        fd = self._open_lock(self._use_path(run_id))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            if not self._rows("SELECT id FROM runs WHERE id = ?", (run_id,)):  # checked once held
+                raise StoreError(f"no run {run_id} in this store (see python -m flortrace runs)")
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreError(f"run {run_id} is being removed") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        self._holds[run_id] = fd
 
     def delete_run(self, run_id: int) -> None:
         """Remove a run and everything recorded for it (its blobs stay until a gc)."""
-        row = self._rows("SELECT status FROM runs WHERE id = ?", (run_id,))
-        if not row:
-            raise StoreError(f"no run {run_id} in {self.path}")
-        if row[0]["status"] == "running" and self._is_alive(run_id):
-            raise StoreError(f"run {run_id} is still running")
-        with self._write() as db:
-            db.execute(
-                "DELETE FROM snapshot_blobs WHERE snapshot IN (SELECT id FROM snapshots WHERE run = ?)",
-                (run_id,),
-            )
-            db.execute("DELETE FROM snapshots WHERE run = ?", (run_id,))
-            db.execute("DELETE FROM blob_sizes WHERE digest NOT IN (SELECT digest FROM snapshot_blobs)")
-            for table in _RUN_TABLES:
-                db.execute(f"DELETE FROM {table} WHERE run = ?", (run_id,))
-            db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        self.delete_runs([run_id])
+
+    def delete_runs(self, run_ids: Iterable[int]) -> None:
+        """Remove runs and everything recorded for them (their blobs stay until a gc): all or none.
+
+        Each must exist and be neither recording nor held by a replay or console."""
+        ids = list(dict.fromkeys(run_ids))
+        locks = []
         try:
-            self._lock_path(run_id).unlink()
-        except FileNotFoundError:
-            pass
+            for run_id in ids:
+                row = self._rows("SELECT status FROM runs WHERE id = ?", (run_id,))
+                if not row:
+                    raise StoreError(f"no run {run_id} in this store (see python -m flortrace runs)")
+                if row[0]["status"] == "running" and self._is_alive(run_id):
+                    raise StoreError(
+                        f"run {run_id} is still running (being recorded); remove it once it ended"
+                    )
+                fd = self._open_lock(self._use_path(run_id))
+                locks.append(fd)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise StoreError(
+                        f"run {run_id} is in use by a replay or console; remove it once that has ended"
+                    ) from None
+            with self._write() as db:
+                for run_id in ids:
+                    snapshots = "SELECT id FROM snapshots WHERE run = ?"
+                    db.execute(f"DELETE FROM snapshot_blobs WHERE snapshot IN ({snapshots})", (run_id,))
+                    db.execute("DELETE FROM snapshots WHERE run = ?", (run_id,))
+                    for table in _RUN_TABLES:
+                        db.execute(f"DELETE FROM {table} WHERE run = ?", (run_id,))
+                    db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+                db.execute("DELETE FROM blob_sizes WHERE digest NOT IN (SELECT digest FROM snapshot_blobs)")
+            for run_id in ids:
+                for path in (self._lock_path(run_id), self._use_path(run_id)):
+                    try:
+                        path.unlink()
+                    except FileNotFoundError:
+                        pass
+        finally:
+            for fd in locks:
+                os.close(fd)
 
     # -- what a recording learns about the script ------------------------------------------------------
 
@@ -404,22 +659,10 @@ class Catalog:
         layouts: (layout, items, paths); digests: (epoch, point, layout, leaves); outputs: (epoch, seq,
         stream, text, crc, nbytes), seq -1 for what the epoch printed outside its blocks."""
         now = time.time()
-        log_values = [
-            (
-                run_id,
-                r["name"],
-                json.dumps(r["value"]),
-                r.get("vtype", type(r["value"]).__name__),
-                r.get("epoch"),
-                r.get("step"),
-                r.get("loop_id"),
-                r.get("lineno"),
-                r.get("origin", "record"),
-                r.get("ts", now),
-            )
-            for r in logs
-        ]
+        log_values = [(*fields, _checksum(fields)) for fields in (_log_fields(run_id, r, now) for r in logs)]
         with self._write() as db:
+            if log_values and not db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
+                raise StoreError(f"run {run_id} was removed from the store; its new log rows were not saved")
             db.executemany(
                 "INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?)", [(run_id, *e) for e in epochs]
             )
@@ -432,8 +675,7 @@ class Catalog:
                 [(run_id, *d, now) for d in decisions],
             )
             db.executemany(
-                "INSERT INTO logs (run, name, value, vtype, epoch, step, loop_id, lineno, origin, ts)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO logs ({_LOG_FIELDS}, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 log_values,
             )
             db.executemany(
@@ -557,8 +799,7 @@ class Catalog:
 
     def referenced_blobs(self) -> set[str]:
         """Digests referenced by any snapshot of any run (what gc must keep)."""
-        with self._mutex:
-            return {r[0] for r in self._db.execute("SELECT DISTINCT digest FROM snapshot_blobs")}
+        return {r["digest"] for r in self._rows("SELECT DISTINCT digest FROM snapshot_blobs")}
 
     def add_decision(
         self, run_id: int, epoch: int, kind: str, loop_id: str | None, action: str, reason: str
@@ -582,7 +823,10 @@ class Catalog:
         origin: str | None = None,
         epochs: tuple[int | None, int | None] | None = None,
     ) -> list[dict]:
-        """Log rows, filtered; ``epochs`` is half-open (lo, hi), None for an open end."""
+        """Log rows, filtered; ``epochs`` is half-open (lo, hi), None for an open end.
+
+        Rows that fail their checksum (or hold no valid JSON) were changed outside flortrace: they are left
+        out, counted in ``damaged_logs`` and named in one warning on stderr."""
         sql, params = _LOG_SELECT + " WHERE 1", []
         if run_ids is not None:
             sql += f" AND run IN ({','.join('?' * len(run_ids))})"
@@ -602,10 +846,29 @@ class Catalog:
             if hi is not None:
                 sql += " AND epoch < ?"
                 params.append(hi)
-        rows = self._rows(sql + " ORDER BY run, epoch, step, seq", params)
-        for r in rows:
-            r["value"] = json.loads(r["value"])
-        return rows
+        good, damaged = [], []
+        for r in self._rows(sql + " ORDER BY run, epoch, step, seq", params):
+            try:
+                if r.pop("checksum") != _checksum(r[k] for k in _LOG_KEYS):
+                    raise ValueError("checksum")
+                r["value"] = json.loads(r["value"])
+            except (TypeError, ValueError):
+                damaged.append(r)
+                continue
+            good.append(r)
+        if damaged:
+            self._report_damaged(damaged)
+        return good
+
+    def _report_damaged(self, rows: list[dict]) -> None:
+        self.damaged_logs += len(rows)
+        first = rows[0]
+        print(
+            f"flortrace: warning: {len(rows)} logged value(s) in {self.path} fail their checksum and are "
+            f"left out (first: run {first['run']}, {first['name']!r}, epoch {first['epoch']}, step "
+            f"{first['step']}): the catalog was changed outside flortrace",
+            file=sys.stderr,
+        )
 
     def delete_logs(
         self,
@@ -635,9 +898,10 @@ class Catalog:
     def close(self) -> None:
         """Close the connection; a run still open here loses its lock and will read as crashed."""
         with self._mutex:
-            for fd in self._run_locks.values():
+            for fd in [*self._run_locks.values(), *self._holds.values()]:
                 os.close(fd)
             self._run_locks.clear()
+            self._holds.clear()
             self._db.close()
 
     def __enter__(self) -> Catalog:
@@ -647,12 +911,33 @@ class Catalog:
         self.close()
 
 
-_LOG_SELECT = "SELECT run, name, value, vtype, epoch, step, loop_id, lineno, origin, ts FROM logs"
+def _no_space_left(folder: Path) -> bool:
+    """Whether the disk holding ``folder`` is full (SQLite reports some writes that fail so as I/O errors)."""
+    try:
+        return os.statvfs(folder).f_bavail == 0
+    except OSError:
+        return False
 
 
-def _run_dict(row: dict) -> dict:
-    row = dict(row)
-    del row["script_real"]
-    for key in ("argv", "env", "versions", "info"):
-        row[key] = json.loads(row[key])
-    return row
+def _log_fields(run_id: int, row: dict, now: float) -> tuple:
+    """A log row's stored fields (in _LOG_KEYS order) as SQLite gives them back, so checksums match.
+
+    A value that is not JSON-able is stored as its repr rather than failing the write."""
+
+    def number(key):
+        value = row.get(key)
+        return None if value is None else int(value)
+
+    value = row["value"]
+    return (
+        run_id,
+        str(row["name"]),
+        json.dumps(value, default=repr),
+        row.get("vtype", type(value).__name__),
+        number("epoch"),
+        number("step"),
+        row.get("loop_id"),
+        number("lineno"),
+        row.get("origin", "record"),
+        float(row.get("ts", now)),
+    )

@@ -323,10 +323,18 @@ class SnapshotWriter:
         if self.failed is None:
             self.failed = message
 
+    def stop(self, reason: str) -> None:
+        """Take no more snapshots (the recording stopped); one in flight still finishes."""
+        with self._cond:
+            self._fail(reason)
+
     def _forget_after_fork(self) -> None:
-        """In a forked child of the training process: never touch the parent's writer."""
+        """In a forked child of the training process: never touch the parent's writer, never wait for it."""
         self._cond = threading.Condition()  # the sender thread may have held the old one at the fork
         self._closed = True
+        self.failed = "a forked child process takes no snapshots"
+        self._job = None
+        self._payload = None
         self._thread = None
         self._process = None
         if self._sock is not None:
@@ -354,10 +362,17 @@ os.register_at_fork(before=_finish_sends_before_fork, after_in_child=_forget_wri
 
 
 def _announce(job: dict) -> None:
-    if not sys.stderr.isatty():
-        return
+    """Say why the end of the run waits, on a terminal (the script may have closed or replaced stderr)."""
     size = f", {job['nbytes'] / 1e6:.0f} MB" if job["nbytes"] is not None else ""
-    print(f"flortrace: writing {job['kind']} of epoch {job['epoch']}{size} ...", file=sys.stderr, flush=True)
+    try:
+        if sys.stderr.isatty():
+            print(
+                f"flortrace: writing {job['kind']} of epoch {job['epoch']}{size} ...",
+                file=sys.stderr,
+                flush=True,
+            )
+    except (AttributeError, ValueError, OSError):
+        pass
 
 
 def serialize(payload: object) -> tuple[bytes, list[memoryview]]:
