@@ -25,6 +25,11 @@ options:
                      fraction of its time (default 0.05); 0 takes no snapshots (timings and
                      sources only: replay then re-executes from the start)
   --name LABEL       a label for this run
+  --epoch-loop FILE:LINE
+                     the loop at FILE:LINE is the epoch loop (default: the loop whose iterations
+                     step an optimizer, else the outermost loop with loops inside; show says why)
+  --include PKG      also instrument the loops of an installed package (repeatable; the project's
+                     folder and editable installs are instrumented anyway)
   -q, --quiet        no flortrace notices on stderr (a warning that nothing is recorded still shows)
   -m MODULE          run a module, like python -m
   --version          print the version
@@ -40,6 +45,9 @@ verbs:
 
 `python -m flortrace VERB --help` explains each verb.
 """
+
+
+RECORD_OPTIONS = {"--store", "--overhead", "--name", "--epoch-loop", "--include", "-m"}  # take a value
 
 
 def split_at_script(argv, with_value):
@@ -62,11 +70,26 @@ def split_at_script(argv, with_value):
     return argv, []
 
 
+def attach_values(argv, options):
+    """``--epochs -2:`` as ``--epochs=-2:``: argparse takes a value that starts with '-' for an option."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in options and i + 1 < len(argv) and argv[i + 1].startswith("-"):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
+
+
 def _record_parser():
     p = argparse.ArgumentParser(prog="flortrace", add_help=False, allow_abbrev=False)
     p.add_argument("--store")
     p.add_argument("--overhead", type=float)
     p.add_argument("--name")
+    p.add_argument("--epoch-loop")
+    p.add_argument("--include", action="append")
     p.add_argument("-q", "--quiet", action="store_true", default=None)
     p.add_argument("-h", "--help", action="store_true")
     p.add_argument("--version", action="store_true")
@@ -78,7 +101,7 @@ def _record_parser():
 def record_main(argv):
     from .recording import record
 
-    own, args = split_at_script(argv, {"--store", "--overhead", "--name", "-m"})
+    own, args = split_at_script(argv, RECORD_OPTIONS)
     ns, unknown = _record_parser().parse_known_args(own)
     if unknown:
         return _usage(f"unknown option {unknown[0]}")
@@ -92,7 +115,15 @@ def record_main(argv):
     if target is None:
         return _usage("no script given")
     try:
-        settings = config.load({"store": ns.store, "overhead": ns.overhead, "quiet": ns.quiet})
+        settings = config.load(
+            {
+                "store": ns.store,
+                "overhead": ns.overhead,
+                "quiet": ns.quiet,
+                "epoch_loop": ns.epoch_loop,
+                "include": ",".join(ns.include) if ns.include else None,
+            }
+        )
     except config.ConfigError as exc:
         return _usage(str(exc))
     settings["name"] = ns.name
@@ -131,7 +162,7 @@ def _guard(fn):
 def verb_after_options(argv):
     """``flortrace --store DIR show 1``: a verb after flortrace's own options means the verb, with those
     options (it would otherwise record a script named like the verb; run such a script as ./show)."""
-    own, _ = split_at_script(argv, {"--store", "--overhead", "--name", "-m"})
+    own, _ = split_at_script(argv, RECORD_OPTIONS)
     if own and own[-1] in VERBS and not own[-1].startswith("-") and "-m" not in own[:-1]:
         return [own[-1], *own[:-1], *argv[len(own) :]]
     return argv

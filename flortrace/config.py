@@ -14,6 +14,7 @@ DEFAULTS = {
     "workers": 1,
     "backend": "local",
     "tolerance": 0.0,
+    "epoch_loop": None,
 }
 _TYPES = {"overhead": float, "workers": int, "tolerance": float}
 
@@ -26,6 +27,11 @@ def _coerce(key, value, where):
     try:
         if key == "quiet":
             return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+        if key == "epoch_loop":
+            file, _, line = str(value).rpartition(":")
+            if not file or not line.isdigit():
+                raise ValueError
+            return str(value)
         if key in ("include", "exclude"):
             return [v for v in value.split(",") if v] if isinstance(value, str) else list(value)
         return _TYPES.get(key, str)(value)

@@ -81,7 +81,7 @@ def _record_run(store, run_id, target, argv, settings, module):
         writer.start()  # the process imports while the script sets up, so the first snapshot need not wait
     catalog = RecordingCatalog(store.catalog, lambda exc: stop(exc))
     catalog.set_run_info(run_id, digest_version=DIGEST_VERSION)
-    recorder = Recorder(catalog, run_id, writer, settings["overhead"], notify)
+    recorder = Recorder(catalog, run_id, writer, settings["overhead"], notify, settings.get("epoch_loop"))
     real_exit = os._exit
     finishing = []  # [True] once finish began: it runs once
     stopped = []  # where the recording stopped, if it did
@@ -107,7 +107,7 @@ def _record_run(store, run_id, target, argv, settings, module):
         catalog.end_run(run_id, status, code)
         if catalog.failure is None:
             notify(
-                f"recorded run {run_id}: {recorder.epochs_done} epochs, {recorder.checkpoints} snapshots "
+                f"recorded run {run_id}: {recorder.summary()}, {recorder.checkpoints} snapshots "
                 f"in {settings['store']}"
             )
             return

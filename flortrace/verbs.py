@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from . import config
-from .cli import split_at_script
+from .cli import attach_values, split_at_script
 from .store import Store, StoreError
 
 MAX_RUN_ID = 2**63 - 1  # SQLite's largest integer
@@ -81,6 +81,7 @@ def replay(argv):
     p.add_argument("--backend", choices=["local", "ray"], help="where workers run (default local processes)")
     p.add_argument("--address", help="Ray cluster address for --backend ray (default: start a local Ray)")
     p.add_argument("--segment", help=argparse.SUPPRESS)
+    p.add_argument("--global-epochs", help=argparse.SUPPRESS)  # a parallel replay's worker: global numbers
     p.add_argument("-q", "--quiet", action="store_true", default=None, help="no flortrace notices on stderr")
     p.add_argument("-m", dest="module", help="replay a module recorded with -m")
     p.add_argument("target", nargs="?", help="the (edited) script")
@@ -101,13 +102,15 @@ def replay(argv):
             "--backend",
             "--address",
             "--segment",
+            "--global-epochs",
             "-m",
         },
     )
-    ns = p.parse_args(own)
+    ns = p.parse_args(attach_values(own, {"--epochs"}))
     ns.args = rest
-    from .replay.epochs import SpecError, parse
-    from .replaying import find_run, make_plan
+    from .replay import planner
+    from .replay.epochs import SpecError
+    from .replaying import find_run
     from .replaying import replay as run_replay
 
     settings = _settings(ns, quiet=ns.quiet, tolerance=ns.tolerance, workers=ns.workers, backend=ns.backend)
@@ -126,15 +129,14 @@ def replay(argv):
         run = find_run(store.catalog, target, module, ns.run)
         store.catalog.hold_run(run)
         epochs = None
-        if ns.epochs is not None:
-            _, plan = make_plan(store, target, args, settings, module, run, None, True)
-            count = len(plan.epoch_seconds)
+        if ns.global_epochs:
+            epochs = [int(e) for e in ns.global_epochs.split(",")]
+        elif ns.epochs is not None:
+            mains = planner.main_runs(store.catalog.run(run), store.catalog.epochs(run))
             try:
-                epochs = parse(ns.epochs, count)
+                epochs = planner.loops(mains).select(ns.epochs)
             except SpecError as exc:
-                p.error(str(exc))
-            if not epochs:
-                p.error(f"--epochs {ns.epochs} selects none of the {count} epoch(s) of run {run}")
+                p.error(f"--epochs {ns.epochs}: {exc} (run {run})")
         return run_replay(target, args, settings, module, run, epochs, ns.force, ns.plan, segment)
 
 
@@ -175,8 +177,14 @@ def runs(argv):
     p = _parser("runs", "List recorded runs, newest first.")
     p.add_argument("--json", action="store_true", help="a JSON array instead of a table")
     ns = p.parse_args(argv)
+    from .replay import planner
+
     with Store.open_existing(_settings(ns)["store"]) as store:
         rows = store.catalog.runs()
+        for r in rows:  # epochs as people count them: the training loop's (others are named in `show`)
+            if (r.get("info") or {}).get("main_runs"):
+                loops = planner.loops(planner.main_runs(r, store.catalog.epochs(r["id"])))
+                r["all_epochs"], r["epochs"] = r["epochs"], loops.default.count
     if ns.json:
         json.dump(rows, sys.stdout, indent=2, default=str)
         print()
@@ -220,6 +228,17 @@ def show(argv):
         f"  started {_when(r['started'])}, ended {_when(r['ended'])}, "
         f"exit code {r['exit_code']}, git {r['git']}"
     )
+    from .replay import planner
+
+    mains = planner.main_runs(r, data["epochs"])
+    loops = planner.loops(mains)
+    if mains:
+        print("main loops (epoch loops):")
+    for m in mains:
+        role = "training loop, " if loops.default is not None and m.name == loops.default.name else ""
+        print(f"  {m.name}: {m.loop_id}, {m.count} epoch(s); {role}{m.why or 'its iterations run other loops'}")
+    for loop_id, why in ((r.get("info") or {}).get("not_main") or {}).items():
+        print(f"  not an epoch loop: {loop_id}: {why}")
     print("loops:")
     for loop in data["loops"]:
         print(f"  {loop['kind']:<5} {loop['loop_id']} (line {loop['lineno']})")
@@ -237,7 +256,7 @@ def show(argv):
         kinds = ", ".join(sorted({s["kind"] for s in got})) or "-"
         stored = sum(s["stored"] or 0 for s in got)
         print(
-            f"  {e['epoch']:>4}  {e['seconds']:8.3f}s  {kinds:<18} {_size(stored):>8}  "
+            f"  {loops.show(e['epoch']):>4}  {e['seconds']:8.3f}s  {kinds:<18} {_size(stored):>8}  "
             f"{why.get(e['epoch'], '')}"
         )
     print("logged names: " + (", ".join(data["names"]) or "-"))
@@ -255,11 +274,12 @@ def logs(argv):
     p.add_argument("--run", type=run_id, action="append", help="run id (repeatable; default: the latest run)")
     p.add_argument("--name", action="append", help="only this name (repeatable)")
     p.add_argument("--origin", choices=["record", "replay"])
-    p.add_argument("--epochs", help="epoch range such as 2:5")
+    p.add_argument("--epochs", help="which epochs, as for replay: 7, 2:5, ::10, -2:, 0,3,9, finetune:0:3")
     p.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
     p.add_argument("--output", "-o", help="file to write (required for parquet)")
-    ns = p.parse_args(argv)
-    epochs = None if ns.epochs is None else _epoch_range(ns.epochs, p)
+    ns = p.parse_args(attach_values(argv, {"--epochs"}))
+    if ns.epochs is not None and not ns.epochs.strip():
+        p.error("--epochs needs epochs, such as 7, 2:5, ::10 or 0,3,9")
     if ns.format == "parquet" and not ns.output:
         p.error("--format parquet needs --output FILE")
     if ns.output and (problem := output_problem(ns.output)):
@@ -270,7 +290,8 @@ def logs(argv):
             if catalog.run(wanted) is None:
                 raise StoreError(f"no run {wanted} in this store (see python -m flortrace runs)")
         run_ids = ns.run or ([catalog.runs()[0]["id"]] if catalog.runs() else [])
-        rows = catalog.logs(run_ids=run_ids, names=ns.name, origin=ns.origin, epochs=epochs)
+        rows = catalog.logs(run_ids=run_ids, names=ns.name, origin=ns.origin)
+        rows = _by_loop(catalog, rows, ns.epochs, p)
         code = _damage_code(catalog)
     try:
         return _write_logs(rows, ns) or code
@@ -279,23 +300,39 @@ def logs(argv):
         return 2
 
 
-def _epoch_range(text, p):
-    """``logs --epochs``: N or A:B (half-open, either end open) as (lo, hi), refusing an empty range."""
-    lo, colon, hi = text.partition(":")
-    try:
-        bounds = (int(lo) if lo else None, int(hi) if hi else None) if colon else (int(lo), int(lo) + 1)
-    except ValueError:
-        p.error(f"bad --epochs {text!r}: use N or A:B")
-    if None not in bounds and bounds[0] >= bounds[1]:
-        p.error(f"--epochs {text} selects no epochs (A:B is half-open: A <= epoch < B)")
-    return bounds
+def _by_loop(catalog, rows, spec, p):
+    """Rows numbered as people count epochs (per main loop, with the loop's name in ``loop``), the ones
+    ``spec`` selects (the replay grammar) when given."""
+    from .replay import planner
+    from .replay.epochs import SpecError
+
+    loops = {}
+    for run in sorted({r["run"] for r in rows}):
+        loops[run] = planner.loops(planner.main_runs(catalog.run(run), catalog.epochs(run)))
+    chosen = {}
+    if spec is not None:
+        try:
+            chosen = {run: set(found.select(spec)) for run, found in loops.items()}
+        except SpecError as exc:
+            p.error(f"--epochs {spec}: {exc}")
+    out = []
+    for r in rows:
+        found = loops[r["run"]]
+        if spec is not None and r["epoch"] not in chosen[r["run"]]:
+            continue
+        loop = None if r["epoch"] is None else found.of(r["epoch"])
+        out.append(dict(r, epoch=r["epoch"] if loop is None else loop.local(r["epoch"]), loop=loop and loop.name))
+    return out
 
 
 def _write_logs(rows, ns):
     """Print or write the rows in the chosen format; returns an exit code for a refusal, else None."""
     columns = ["run", "name", "value", "epoch", "step", "origin"]
+    if len({r["loop"] for r in rows if r["loop"] is not None}) > 1:  # several main loops: say which
+        columns.insert(3, "loop")
     if ns.format == "json":
-        text = json.dumps([{k: r[k] for k in [*columns, "loop_id", "lineno", "ts"]} for r in rows], indent=1)
+        keys = dict.fromkeys([*columns, "loop", "loop_id", "lineno", "ts"])
+        text = json.dumps([{k: r[k] for k in keys} for r in rows], indent=1)
         return _emit(text + "\n", ns.output)
     if ns.format == "csv":
         out = open(ns.output, "w", newline="", errors="backslashreplace") if ns.output else sys.stdout

@@ -24,7 +24,9 @@ def flortrace(cwd, *args, check=True, timeout=600):
     return out
 
 
-def logs(cwd, run, origin):
-    """(name, epoch, step, value) of a run's logged values of one origin."""
+def logs(cwd, run, origin, loops=False):
+    """(name, epoch, step, value) of a run's logged values of one origin; with ``loops``, (name, (main loop,
+    epoch), step, value): epochs are numbered per main loop."""
     out = flortrace(cwd, "logs", "--run", str(run), "--origin", origin, "--format", "json")
-    return [(r["name"], r["epoch"], r["step"], r["value"]) for r in json.loads(out.stdout)]
+    rows = json.loads(out.stdout)
+    return [(r["name"], (r["loop"], r["epoch"]) if loops else r["epoch"], r["step"], r["value"]) for r in rows]

@@ -108,19 +108,19 @@ def edit(src, anchor, line):
     return "\n".join(lines) + "\n"
 
 
-def scenario(tmp_path, source, edited, argv, replay_args=(), epochs=None):
+def scenario(tmp_path, source, edited, argv, replay_args=(), epochs=None, loops=False):
     """Record ``source``, replay ``edited``; return (replayed rows, rows of a fresh run of ``edited``)."""
     script = tmp_path / "train.py"
     script.write_text(source)
     flortrace(tmp_path, "-q", "train.py", *argv)
     script.write_text(edited)
     replay = flortrace(tmp_path, "replay", "-q", *replay_args, "train.py", *argv)
-    replayed = logs(tmp_path, 1, "replay")
+    replayed = logs(tmp_path, 1, "replay", loops)
     fresh_dir = tmp_path / "fresh"
     fresh_dir.mkdir()
     (fresh_dir / "train.py").write_text(edited)
     flortrace(fresh_dir, "-q", "train.py", *argv)
-    fresh = logs(fresh_dir, 1, "record")
+    fresh = logs(fresh_dir, 1, "record", loops)
     if epochs is not None:
         fresh = [r for r in fresh if r[1] in epochs]
     return replayed, fresh, replay
@@ -351,11 +351,13 @@ SHAPES = textwrap.dedent(
     "anchor, line, epochs, chosen",
     [
         ('print("a"', "flortrace.log('wa', w[0])", None, None),
-        ('print("b"', "flortrace.log('wb', w[0])", "7:", {7, 8, 9, 10}),
-        ("w[0] += i", "flortrace.log('i', i)", "3:7", {3, 4, 5, 6}),
+        ('print("b"', "flortrace.log('wb', w[0])", "train#2:2:", {("train#2", e) for e in (2, 3, 4, 5, 6)}),
+        ("w[0] += i", "flortrace.log('i', i)", "train:3:,train#2:1", {("train", 3), ("train", 4), ("train#2", 1)}),
     ],
 )
 def test_while_loop_two_main_loops_and_break(tmp_path, anchor, line, epochs, chosen):
+    """Two main loops, each numbered from 0 and named after the script (a second one with #2)."""
     args = ("--epochs", epochs) if epochs else ()
-    replayed, fresh, _ = scenario(tmp_path, SHAPES, edit(SHAPES, anchor, line), [], args, chosen)
+    edited = edit(SHAPES, anchor, line)
+    replayed, fresh, _ = scenario(tmp_path, SHAPES, edited, [], args, chosen, loops=True)
     assert replayed and replayed == fresh

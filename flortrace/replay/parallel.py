@@ -88,7 +88,7 @@ def command(target, argv, module, run_id, epochs, settings, index, count, force=
         str(run_id),
         "--store",
         str(settings["store"]),
-        "--epochs",
+        "--global-epochs",
         ",".join(map(str, epochs)),
         "--segment",
         f"{index}/{count}",

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from ..state.digest import VERSION as DIGEST_VERSION
 from . import diff
+from . import epochs as epoch_specs
 
 
 class PlanError(Exception):
@@ -21,6 +22,9 @@ class MainRun:
     run: int  # which execution of that loop (0 = first)
     base: int  # global epoch number of its first iteration
     count: int  # epochs it ran
+    name: str = ""  # how epoch specs name it (epochs.py)
+    training: bool = False  # the loop whose epochs specs without a name select
+    why: str = ""  # why it was taken for an epoch loop
 
 
 @dataclass
@@ -111,17 +115,32 @@ class Plan:
         return sum(s for _, _, s in self.steps())
 
 
+def main_runs(run, epochs):
+    """The main runs of a recorded run (``run`` as the catalog gives it), with their epoch counts and names."""
+    found = (run.get("info") or {}).get("main_runs", [])
+    names = epoch_specs.loop_names([(m["loop_id"], m["run"]) for m in found])
+    mains = []
+    for m, name in zip(found, names, strict=True):
+        count = sum(1 for e in epochs if e["loop_id"] == m["loop_id"] and e["epoch"] >= m["base"])
+        later = [n["base"] for n in found if n["base"] > m["base"]]
+        if later:
+            count = min(count, min(later) - m["base"])
+        mains.append(
+            MainRun(m["loop_id"], m["run"], m["base"], count, name, m.get("training", False), m.get("why", ""))
+        )
+    return mains
+
+
+def loops(mains):
+    """The epoch-spec view of main runs."""
+    return epoch_specs.Loops(epoch_specs.Loop(m.name, m.base, m.count, m.training) for m in mains)
+
+
 def build(catalog, run_id, root, selected=None, force=False):
     """Build the plan for ``run_id`` against the sources now on disk under ``root``."""
     info = catalog.run(run_id) or {}
     epochs = catalog.epochs(run_id)
-    mains = []
-    for m in (info.get("info") or {}).get("main_runs", []):
-        count = sum(1 for e in epochs if e["loop_id"] == m["loop_id"] and e["epoch"] >= m["base"])
-        later = [n["base"] for n in info["info"]["main_runs"] if n["base"] > m["base"]]
-        if later:
-            count = min(count, min(later) - m["base"])
-        mains.append(MainRun(m["loop_id"], m["run"], m["base"], count))
+    mains = main_runs(info, epochs)
     all_epochs = {e["epoch"] for e in epochs}
     chosen = all_epochs if selected is None else {e for e in selected if e in all_epochs}
     checkpoints, memos = {}, {}

@@ -11,8 +11,11 @@ import sys
 import time
 from time import perf_counter
 
+from .. import state
 from ..instrument import liveness
-from . import changeset, fidelity, frames
+from ..replay.epochs import loop_names
+from ..state import digest as digests
+from . import changeset, evidence, fidelity, frames
 from .frames import MISSING
 from .frames import lookup as _lookup
 from .logvalues import log_row
@@ -27,10 +30,13 @@ FLUSH_SECONDS = 2.0  # ... or seconds since the last write
 # over epochs: it is demoted, and its inner loops run untracked.
 MIN_EPOCH_SECONDS = 5e-3
 MANY_ITERATIONS = 10_000
+# A loop that ran as a top loop this often already (a function called again and again from code flortrace
+# does not see, such as a comprehension or a library) is no epoch loop unless it stepped an optimizer.
+REPEATS = 3
 
 
 class Recorder(Session):
-    def __init__(self, catalog, run_id, writer, overhead, notify=None):
+    def __init__(self, catalog, run_id, writer, overhead, notify=None, epoch_loop=None):
         super().__init__()
         self.catalog, self.run_id, self.writer = catalog, run_id, writer
         self.policy = Policy(overhead)
@@ -65,7 +71,14 @@ class Recorder(Session):
         self.layouts = fidelity.Layouts()
         self.digest_seconds = 0.0  # time spent digesting epoch ends (charged to the budget as bookkeeping)
         self.tap = OutputTap(self._output_key)
-        self._start = None  # (top activation, payload, problems, items, digest) taken when a loop began
+        self._start = None  # (top activation, payload, problems, items, digest, fingerprints) taken when the
+        # latest loop that may be the first main loop began (see _take_start)
+        self.evidence = evidence.Evidence()
+        self._steps_at_main = 0
+        self.epoch_loop = epoch_loop  # FILE:LINE of the only loop that may be a main loop, or None
+        self.why = {}  # main loop id -> why it is the training loop
+        self.not_main = {}  # loop id -> why a loop with loops inside is not an epoch loop
+        self._pending_logs = None  # (top activation, iteration, rows) logged before the loop was main
         self.files = set()  # files of the project that were instrumented
         self.sources = {}  # their sources, by the file names loops carry
         self.live = {}  # main loop id -> names an epoch may read before writing them (None: all; liveness.py)
@@ -103,34 +116,68 @@ class Recorder(Session):
     def on_top_enter(self, act):
         # A top loop may turn out to be the main loop: fingerprint what its frame reaches before its first
         # iteration (first execution only), so epoch 0 is compared against the state before it.
+        self.evidence.watch()
         if act.seq == 0 and self._discovering():
             self._top_fp[act] = changeset.fingerprints(self._namespace(act.frame))
-        if act.seq == 0 and self.snapshots and not self.main_runs and self._start is None:
+        if act.seq == 0 and self.snapshots and not self.main_runs:
             self._take_start(act)
 
     def on_top_exit(self, act):
         self._top_fp.pop(act, None)
-        if self._start is not None and self._start[0] is act and not act.main:
-            self._start = None  # that loop was no epoch loop: the next candidate takes its own
 
     def _take_start(self, act):
         """Capture what a loop that may turn out to be the first main loop reaches as it begins, so replay
-        starts epoch 0 from the recorded state even when the set-up is unseeded."""
+        starts epoch 0 from the recorded state even when the set-up is unseeded. When nothing changed
+        since the last loop's start (an evaluation pass before training), that capture is reused."""
         t0 = perf_counter()
         found = self._namespace(act.frame)
-        payload, problems = changeset.capture({("main", *key): obj for key, obj in found.items()})
-        items = sorted(k for k in found if not any(p.startswith(f"{k[1]}:") for p in problems))
-        self._start = (act, payload, problems, items, fidelity.take(act.frame, items))
+        marks = self._top_fp.get(act)
+        if marks is None:
+            marks = changeset.fingerprints(found)
+        if self._start is not None and self._start[5] == marks:
+            self._start = (act, *self._start[1:])
+        else:
+            payload, problems = changeset.capture({("main", *key): obj for key, obj in found.items()})
+            items = sorted(k for k in found if not any(p.startswith(f"{k[1]}:") for p in problems))
+            self._start = (act, payload, problems, items, fidelity.take(act.frame, items), marks)
         self.policy.add_fixed(perf_counter() - t0)
 
+    def may_become_main(self, act):
+        if self.epoch_loop is not None:
+            return _is_loop(act.info, self.epoch_loop)
+        return act.seq < REPEATS or act.info.id in self.evidence.trained
+
     def keep_main(self, act):
-        if (act.length or 0) < MANY_ITERATIONS:
+        """At the end of a main loop's first epoch: is it the training loop, or a loop over data?"""
+        if self.epoch_loop is not None:
+            self.why[act.info.id] = f"chosen with epoch_loop = {self.epoch_loop}"
             return True
-        return perf_counter() - act.started - self._own >= MIN_EPOCH_SECONDS
+        steps = self.evidence.steps - self._steps_at_main
+        if steps:
+            self.evidence.trained.add(act.info.id)
+            self.why[act.info.id] = f"{steps} optimizer step(s) in its first epoch"
+            return True
+        found = self._namespace(act.frame)
+        if self.evidence.steps or self.evidence.optimizer_in(found):
+            self.not_main[act.info.id] = (
+                "an optimizer exists but steps in no iteration of it (a data, evaluation or sampling loop)"
+            )
+            return False
+        before = self._main_fp  # what the frame reached when the epoch began
+        if before is not None and "torch" in sys.modules:
+            trainable = {k: o for k, o in found.items() if evidence.trainable(o)}
+            if not changeset.changed(before, changeset.fingerprints(trainable)):
+                self.not_main[act.info.id] = "its first iteration changes no model parameter (a loop over data)"
+                return False
+        if (act.length or 0) >= MANY_ITERATIONS and perf_counter() - act.started - self._own < MIN_EPOCH_SECONDS:
+            self.not_main[act.info.id] = f"{act.length} iterations of under {MIN_EPOCH_SECONDS * 1e3:.0f} ms"
+            return False
+        self.why[act.info.id] = "its iterations run other loops (no optimizer seen)"
+        return True
 
     def on_demoted(self, act):
-        """Its first epoch was too short to be an epoch (a loop over lines calling a tokenizer, say):
-        forget it was a main loop; its iterations and inner loops now run untracked."""
+        """Its first epoch showed it is no epoch loop (a loop over lines calling a tokenizer, say): forget
+        it was a main loop; its iterations and inner loops now run untracked."""
         loop_id, epoch = act.info.id, self.epoch
         self.main_runs = [m for m in self.main_runs if (m["loop_id"], m["run"]) != (loop_id, act.seq)]
         for key, (_, parent) in list(self.kinds.items()):
@@ -142,8 +189,6 @@ class Recorder(Session):
         self._rows["decisions"] = [r for r in self._rows["decisions"] if r[0] != epoch]
         self._rows["outputs"] = [r for r in self._rows["outputs"] if r[0] != epoch]
         self.tap.pop(epoch)
-        if self._start is not None and self._start[0] is act:
-            self._start = None
         for row in self._rows["logs"]:
             if row["epoch"] == epoch:
                 row["epoch"] = row["step"] = None
@@ -161,8 +206,14 @@ class Recorder(Session):
         self._new_loops.append(act.info)
         self.main_runs.append(dict(loop_id=act.info.id, run=act.seq, base=act.base))
         self._main_runs_dirty = True
+        self.evidence.watch()
+        self._steps_at_main = self.evidence.steps
         if len(self.main_runs) == 1:
             self.tap.install()
+        pending, self._pending_logs = self._pending_logs, None
+        if pending is not None and pending[0] is act and pending[1] == act.index:
+            for row in pending[2]:  # logged in this iteration before it was known to be an epoch
+                row["epoch"], row["step"] = self.epoch, None
         if act.length is not None and not self.epochs_done:
             self.policy.spread_over(act.length - act.index)
         self._start_epoch(act)
@@ -218,15 +269,34 @@ class Recorder(Session):
                     self._add_main((scope, name), "rebound in the epoch loop")
             self._invalidate()
         self._witness(act, epoch)
-        if self._snap or (last and self.snapshots) or self._start is not None:
+        if self._snap or (last and self.snapshots) or (self._start is not None and self._start[0] is act):
             self._checkpoint(act, epoch, last)
         self._add("epochs", (epoch, act.info.id, act.index, time.time() - seconds, seconds))
+        run = self.main_runs[-1] if self.main_runs else {}
+        run["steps"] = self.evidence.steps - self._steps_at_main
+        run["seconds"] = run.get("seconds", 0.0) + seconds
+        run["epochs"] = run.get("epochs", 0) + 1
         self.policy.add_compute(compute)
         self.policy.epoch_done()
         self._last_compute = compute
         self.epochs_done += 1
         self._flush(force=self._snap or last)
         self.policy.add_own(own + perf_counter() - now - self._epoch_stall)  # _epoch_stall: the checkpoint's
+
+    def summary(self):
+        """How many epochs the run has, as people count them: the training loop's, then the others'."""
+        training = self._training_run()
+        if training is None:
+            return "no epoch loop"
+        names = dict(zip(map(id, self.main_runs), loop_names([(m["loop_id"], m["run"]) for m in self.main_runs])))
+        others = [f"{m.get('epochs', 0)} of {names[id(m)]}" for m in self.main_runs if m is not training]
+        return f"{training.get('epochs', 0)} epochs" + (f" (and {', '.join(others)})" if others else "")
+
+    def _training_run(self):
+        """The main run people count epochs of: the one that stepped optimizers most, else the longest."""
+        if not self.main_runs:
+            return None
+        return max(self.main_runs, key=lambda m: (m.get("steps", 0), m.get("seconds", 0.0)))
 
     def _witness(self, act, epoch):
         """What replay must reproduce at this epoch end: the digest of the loop-carried state and RNG states
@@ -285,7 +355,7 @@ class Recorder(Session):
         """The start snapshot of this main loop as a writer item, once (None when there is none to send)."""
         if self._start is None or self._start[0] is not act:
             return None
-        _, payload, problems, _, _ = self._start
+        _, payload, problems, _, _, _ = self._start
         self._warn(problems)
         self._start = None
         return dict(kind="start", loop_id=act.info.id, seq=act.seq, payload=payload, stall=0.0, partial=False)
@@ -428,7 +498,13 @@ class Recorder(Session):
 
     # ---- logs and catalog rows ---------------------------------------------------------------------
     def log(self, name, value, lineno=None):
-        self._add("logs", log_row(name, value, *self.position(), lineno, "record"))
+        row = log_row(name, value, *self.position(), lineno, "record")
+        self._add("logs", row)
+        if row["epoch"] is None and self.stack and self.stack[0].role == "top" and self.stack[0].iterating:
+            top = self.stack[0]
+            if self._pending_logs is None or self._pending_logs[:2] != (top, top.index):
+                self._pending_logs = (top, top.index, [])
+            self._pending_logs[2].append(row)
 
     def _decide(self, epoch, kind, loop_id, action, reason):
         self._add("decisions", (epoch, kind, loop_id, action, reason))
@@ -484,10 +560,21 @@ class Recorder(Session):
         self._flush(force=True)
         for loop_id, reasons in self.reasons.items():
             self.catalog.set_changeset(self.run_id, loop_id, sorted(reasons.items()))
-        info = {"digest_seconds": self.digest_seconds}
+        self.evidence.close()
+        training = self._training_run()
+        for m in self.main_runs:
+            m["why"] = self.why.get(m["loop_id"], "")
+            m["training"] = m is training
+        info = {"digest_seconds": self.digest_seconds, "main_runs": self.main_runs, "not_main": self.not_main}
         if self.warned:
             info["warnings"] = sorted(self.warned)
         self.catalog.set_run_info(self.run_id, **info)
+
+
+def _is_loop(info, where):
+    """Whether the loop ``info`` is the one at ``where`` (FILE:LINE, FILE relative or a path's tail)."""
+    file, _, line = where.rpartition(":")
+    return line.isdigit() and int(line) == info.lineno and (info.file == file or info.file.endswith("/" + file))
 
 
 def _resolve(keys, frames_by_where):

@@ -203,8 +203,42 @@ class Replayer(Session):
 
     # ---- epochs: the fidelity check ----------------------------------------------------------------
     def on_epoch_start(self, act):
+        if act.whileloop and not self.live:
+            self._skip_ahead(act)
         self._epoch_facts()
         self.executed_epochs.append(self.epoch)
+
+    def _skip_ahead(self, act):
+        """At the top of an iteration of a `while` epoch loop: when the epochs up to the next one the plan
+        needs are not selected, restore the latest checkpoint before it and run on from there (a `while`
+        loop's position is all in its variables). The last epoch always runs, so the loop ends as it did."""
+        main = self.plan.main_run(act.info.id, act.seq)
+        if main is None:
+            return
+        i = act.index
+        wanted = [e for e in self.plan.epochs_to_run(main) if e >= i]
+        target = wanted[0] if wanted else main.count - 1
+        while True:
+            k = self.plan.start_for(main, target, i - 1)
+            if k < i:
+                return
+            epoch = main.base + k
+            payload = self._load(self.plan.checkpoints[epoch])
+            if payload is None:
+                del self.plan.checkpoints[epoch]
+                continue
+            problem = self._restore(payload, {"main": act.frame})
+            if problem is not None:
+                self._diverge(
+                    f"when restoring the checkpoint of epoch {epoch}",
+                    epoch,
+                    [],
+                    [f"the checkpoint cannot be restored into the objects the script builds: {problem}"],
+                )
+            self._verify(epoch, act.frame, f"after restoring the checkpoint of epoch {epoch}")
+            act.index = k + 1
+            self.epoch = main.base + k + 1
+            return
 
     def on_epoch_end(self, act, last):
         epoch = self.epoch

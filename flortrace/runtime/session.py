@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from _thread import interrupt_main, start_new_thread
 from functools import partial
-from itertools import chain, count
+from itertools import chain, count, islice
 from operator import itemgetter
 from os import register_at_fork
 from time import perf_counter, sleep
@@ -58,6 +58,8 @@ _first = itemgetter(0)
 
 
 _SIZED_ITERATORS = {type(iter([])), type(iter(range(0))), type(iter(())), type(iter(range(1 << 64)))}
+_SIZED = (list, tuple, range, dict)
+PROBE = 4  # a top loop that runs no other loop in its first PROBE iterations is no epoch loop
 
 
 def _next_value(counter):
@@ -214,17 +216,40 @@ class Session:
         self.top_runs[act.info.id] = act.seq + 1
 
     def _top(self, iterable, act):
-        if isinstance(iterable, (list, tuple, range, dict)):
-            act.length = len(iterable)
+        if type(iterable) in _SIZED:  # exact types: a subclass's __len__ is the user's code
+            try:
+                act.length = len(iterable)
+            except OverflowError:  # range(1, 2**64)
+                pass
         self._count_top(act)
         self.stack.append(act)
         self.on_top_enter(act)
         driven = self.drive_top(act, iterable)
         if driven is not None:
             return self._driven(driven, act)
+        end = _LoopEnd(self._finish_top, act)
+        if not self.may_become_main(act):
+            act.nested = False
+            self._restack()
+            return chain(iterable, end)
         # C-level wrappers: an exception raised by the iterable reaches the user's frame with no frame of ours
         # in its traceback; _LoopEnd hears about the end whichever way the loop is left.
-        return chain(map(partial(self._tick_top, act), iterable), _LoopEnd(self._finish_top, act))
+        return chain.from_iterable(self._stages(act, iter(iterable), end))
+
+    def _stages(self, act, it, end):
+        """The iterations of a top loop: the first PROBE ones reported as they pass; then, if the loop is a
+        main loop by then, all of them, else the rest at C speed, untracked (a hot loop over data)."""
+        tick = partial(self._tick_top, act)
+        yield map(tick, islice(it, PROBE))
+        if act.main:
+            yield map(tick, it)
+        else:
+            if act.iterating:
+                self._end_iteration(act, last=False)
+            act.nested = False
+            self._restack()
+            yield it
+        yield end
 
     def _tick_top(self, act, x):
         if act.iterating:
@@ -304,8 +329,12 @@ class Session:
         self._restack()
 
     def _restack(self):
-        # A for-loop block is running: every loop that starts now is deeper, so the hook can return at once.
-        self.deep = len(self.stack) >= 2 and not self.stack[-1].whileloop
+        # A for-loop block is running, or a top loop whose inner loops are not tracked: every loop that starts
+        # now is untracked, so the hook can return at once.
+        stack = self.stack
+        self.deep = (len(stack) >= 2 and not stack[-1].whileloop) or (
+            len(stack) == 1 and not stack[0].nested and not stack[0].whileloop
+        )
 
     def _drop_stale(self, frame):
         """Forget while loops left by an exception (their frames are no longer running)."""
@@ -344,8 +373,14 @@ class Session:
             return
         act = self.stack[i]
         if act.role == "top":
+            if not act.nested:  # untracked: a hot loop that ran no other loop in its first iterations
+                return
             if act.iterating:
                 self._end_iteration(act, last=False)
+            if not act.main and act.index + 1 >= PROBE:
+                act.nested = False
+                self._restack()
+                return
             self._begin_iteration(act)
         else:
             del self.stack[i + 1 :]

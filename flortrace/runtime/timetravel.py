@@ -142,11 +142,6 @@ class TimeTravel(Replayer):
         m = self.main_of(epoch)
         if m is None:
             raise TravelError(f"no epoch {epoch} in run {self.run_id} (epochs 0..{self.epoch_count - 1})")
-        info = self.infos.get(m.loop_id)
-        if info is not None and info.kind == "while":
-            raise TravelError(
-                f"epoch {epoch} belongs to a while loop ({m.loop_id}); time travel needs a for loop"
-            )
         if (m.loop_id, m.run) in self.finished:
             raise TravelError(
                 f"epoch {epoch} belongs to the main loop {m.loop_id}, which has ended; "
@@ -430,8 +425,71 @@ class TimeTravel(Replayer):
 
     # ---- logs and the fidelity check ------------------------------------------------------------
     def on_epoch_start(self, act):
+        if act.whileloop and self.driver is not None:
+            self._steer_while(act)
         super().on_epoch_start(act)
         self.seen.clear()  # an epoch may run several times in one session; count its log calls afresh
+
+    # ---- `while` main loops ----------------------------------------------------------------------
+    def _steer_while(self, act):
+        """At the top of an iteration of a `while` epoch loop, go where the driver asks: a `while` loop's
+        position is all in its variables, so restoring a checkpoint (or the recorded state at the loop's
+        start) moves it to any epoch, backwards too; epochs in between run with blocks from memos."""
+        main = self.plan.main_run(act.info.id, act.seq)
+        if main is None:
+            return
+        if not self.started:
+            self.started = True
+            if self.request is None:
+                self.request = Goto(main.base)
+        while self.request is not None and self.main_of(self.request.epoch) is main:
+            req = self.request
+            t0 = perf_counter()
+            i = req.epoch - main.base
+            how = self._jump_while(act, main, i)
+            epoch = self.epoch = main.base + act.index
+            if act.index < i:
+                return  # run on towards it
+            if isinstance(req, Sweep):
+                req.visit(epoch, act.frame)
+                req.epochs.pop(0)
+                if req.epochs:
+                    continue
+            self.request = None
+            if isinstance(req, Goto) and req.step is not None:
+                self._step = (epoch, req.step)
+                return
+            banner = f"top of epoch {epoch}" + (f" ({how}; {perf_counter() - t0:.2f}s)" if how else "")
+            self.driver.stop(act.frame, banner)
+
+    def _jump_while(self, act, main, i):
+        """Move a `while` loop about to run local epoch ``act.index`` to epoch ``i`` if a snapshot allows it;
+        returns what was done ("" when running on is as good)."""
+        here = act.index
+        best = next((c for c in range(i - 1, -1, -1) if main.base + c in self.plan.checkpoints), None)
+        if here <= i and (best is None or best < here):
+            return ""
+        if best is not None:
+            payload = self._load(self.plan.checkpoints[main.base + best])
+            if payload is not None and self._restore(payload, {"main": act.frame}) is None:
+                act.index = best + 1
+                return f"restored the checkpoint after epoch {main.base + best}"
+        start = self.plan.start
+        if start is not None and (start[0], start[1]) == (main.loop_id, main.run):
+            payload = self._load(start[2])
+            if payload is not None and self._restore(payload, {"main": act.frame}) is None:
+                act.index = 0
+                return "restored the state recorded at the loop's start"
+        if here > i:
+            self.request = None
+            self.notify(f"cannot go back to epoch {main.base + i}: no snapshot before it can be restored")
+        return ""
+
+    def on_top_exit(self, act):
+        super().on_top_exit(act)
+        main = self.plan.main_run(act.info.id, act.seq) if act.whileloop else None
+        if main is not None:
+            self.finished.add((main.loop_id, main.run))
 
     def on_divergence(self, divergence):
         """In the console a divergence is said, not fatal: the user is looking around."""
