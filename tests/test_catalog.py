@@ -377,10 +377,13 @@ def test_an_older_catalog_is_upgraded_in_place(tmp_path):
 
 
 def test_a_catalog_at_version_2_is_upgraded_too(tmp_path):
-    """Version 2 (the fidelity check's tables) was made elsewhere: such a catalog still gets checksums."""
+    """A catalog at version 2 (with the fidelity check's tables) still gets checksums."""
+    import flortrace.store.catalog as catalog
+
     path = tmp_path / "catalog.sqlite"
     _version_1_catalog(path)
     db = sqlite3.connect(path)
+    catalog._add_fidelity_tables(db)
     db.execute("UPDATE meta SET value = '2'")
     db.commit()
     db.close()
