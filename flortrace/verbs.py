@@ -73,7 +73,9 @@ def replay(argv):
         "replay diverges instead of stopping there",
     )
     p.add_argument(
-        "--tolerance", type=float, help="relative tolerance of the fidelity check for floats (default 0: exact)"
+        "--tolerance",
+        type=float,
+        help="relative tolerance of the fidelity check for floats (default 0: exact)",
     )
     p.add_argument(
         "--workers", type=int, help="parallel workers, each replaying a checkpoint-aligned segment"
@@ -236,7 +238,9 @@ def show(argv):
         print("main loops (epoch loops):")
     for m in mains:
         role = "training loop, " if loops.default is not None and m.name == loops.default.name else ""
-        print(f"  {m.name}: {m.loop_id}, {m.count} epoch(s); {role}{m.why or 'its iterations run other loops'}")
+        print(
+            f"  {m.name}: {m.loop_id}, {m.count} epoch(s); {role}{m.why or 'its iterations run other loops'}"
+        )
     for loop_id, why in ((r.get("info") or {}).get("not_main") or {}).items():
         print(f"  not an epoch loop: {loop_id}: {why}")
     print("loops:")
@@ -251,12 +255,13 @@ def show(argv):
         snaps.setdefault(s["epoch"], []).append(s)
     why = {d["epoch"]: f"{d['action']}: {d['reason']}" for d in data["decisions"] if d["kind"] == "snapshot"}
     print("epochs:")
+    width = max([4, *(len(loops.show(e["epoch"])) for e in data["epochs"])])
     for e in data["epochs"]:
         got = snaps.get(e["epoch"], [])
         kinds = ", ".join(sorted({s["kind"] for s in got})) or "-"
         stored = sum(s["stored"] or 0 for s in got)
         print(
-            f"  {loops.show(e['epoch']):>4}  {e['seconds']:8.3f}s  {kinds:<18} {_size(stored):>8}  "
+            f"  {loops.show(e['epoch']):>{width}}  {e['seconds']:8.3f}s  {kinds:<18} {_size(stored):>8}  "
             f"{why.get(e['epoch'], '')}"
         )
     print("logged names: " + (", ".join(data["names"]) or "-"))
@@ -321,7 +326,9 @@ def _by_loop(catalog, rows, spec, p):
         if spec is not None and r["epoch"] not in chosen[r["run"]]:
             continue
         loop = None if r["epoch"] is None else found.of(r["epoch"])
-        out.append(dict(r, epoch=r["epoch"] if loop is None else loop.local(r["epoch"]), loop=loop and loop.name))
+        out.append(
+            dict(r, epoch=r["epoch"] if loop is None else loop.local(r["epoch"]), loop=loop and loop.name)
+        )
     return out
 
 

@@ -29,4 +29,6 @@ def logs(cwd, run, origin, loops=False):
     epoch), step, value): epochs are numbered per main loop."""
     out = flortrace(cwd, "logs", "--run", str(run), "--origin", origin, "--format", "json")
     rows = json.loads(out.stdout)
-    return [(r["name"], (r["loop"], r["epoch"]) if loops else r["epoch"], r["step"], r["value"]) for r in rows]
+    return [
+        (r["name"], (r["loop"], r["epoch"]) if loops else r["epoch"], r["step"], r["value"]) for r in rows
+    ]

@@ -352,7 +352,12 @@ SHAPES = textwrap.dedent(
     [
         ('print("a"', "flortrace.log('wa', w[0])", None, None),
         ('print("b"', "flortrace.log('wb', w[0])", "train#2:2:", {("train#2", e) for e in (2, 3, 4, 5, 6)}),
-        ("w[0] += i", "flortrace.log('i', i)", "train:3:,train#2:1", {("train", 3), ("train", 4), ("train#2", 1)}),
+        (
+            "w[0] += i",
+            "flortrace.log('i', i)",
+            "train:3:,train#2:1",
+            {("train", 3), ("train", 4), ("train#2", 1)},
+        ),
     ],
 )
 def test_while_loop_two_main_loops_and_break(tmp_path, anchor, line, epochs, chosen):

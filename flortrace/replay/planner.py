@@ -126,7 +126,9 @@ def main_runs(run, epochs):
         if later:
             count = min(count, min(later) - m["base"])
         mains.append(
-            MainRun(m["loop_id"], m["run"], m["base"], count, name, m.get("training", False), m.get("why", ""))
+            MainRun(
+                m["loop_id"], m["run"], m["base"], count, name, m.get("training", False), m.get("why", "")
+            )
         )
     return mains
 

@@ -11,10 +11,8 @@ import sys
 import time
 from time import perf_counter
 
-from .. import state
 from ..instrument import liveness
 from ..replay.epochs import loop_names
-from ..state import digest as digests
 from . import changeset, evidence, fidelity, frames
 from .frames import MISSING
 from .frames import lookup as _lookup
@@ -143,9 +141,10 @@ class Recorder(Session):
         self.policy.add_fixed(perf_counter() - t0)
 
     def may_become_main(self, act):
-        if self.epoch_loop is not None:
-            return _is_loop(act.info, self.epoch_loop)
-        return act.seq < REPEATS or act.info.id in self.evidence.trained
+        return act.seq < REPEATS or act.info.id in self.evidence.trained or self.epoch_loop is not None
+
+    def transparent(self, act):
+        return self.epoch_loop is not None and not _is_loop(act.info, self.epoch_loop)
 
     def keep_main(self, act):
         """At the end of a main loop's first epoch: is it the training loop, or a loop over data?"""
@@ -167,9 +166,13 @@ class Recorder(Session):
         if before is not None and "torch" in sys.modules:
             trainable = {k: o for k, o in found.items() if evidence.trainable(o)}
             if not changeset.changed(before, changeset.fingerprints(trainable)):
-                self.not_main[act.info.id] = "its first iteration changes no model parameter (a loop over data)"
+                self.not_main[act.info.id] = (
+                    "its first iteration changes no model parameter (a loop over data)"
+                )
                 return False
-        if (act.length or 0) >= MANY_ITERATIONS and perf_counter() - act.started - self._own < MIN_EPOCH_SECONDS:
+        if (
+            act.length or 0
+        ) >= MANY_ITERATIONS and perf_counter() - act.started - self._own < MIN_EPOCH_SECONDS:
             self.not_main[act.info.id] = f"{act.length} iterations of under {MIN_EPOCH_SECONDS * 1e3:.0f} ms"
             return False
         self.why[act.info.id] = "its iterations run other loops (no optimizer seen)"
@@ -288,7 +291,9 @@ class Recorder(Session):
         training = self._training_run()
         if training is None:
             return "no epoch loop"
-        names = dict(zip(map(id, self.main_runs), loop_names([(m["loop_id"], m["run"]) for m in self.main_runs])))
+        names = dict(
+            zip(map(id, self.main_runs), loop_names([(m["loop_id"], m["run"]) for m in self.main_runs]))
+        )
         others = [f"{m.get('epochs', 0)} of {names[id(m)]}" for m in self.main_runs if m is not training]
         return f"{training.get('epochs', 0)} epochs" + (f" (and {', '.join(others)})" if others else "")
 
@@ -574,7 +579,9 @@ class Recorder(Session):
 def _is_loop(info, where):
     """Whether the loop ``info`` is the one at ``where`` (FILE:LINE, FILE relative or a path's tail)."""
     file, _, line = where.rpartition(":")
-    return line.isdigit() and int(line) == info.lineno and (info.file == file or info.file.endswith("/" + file))
+    return (
+        line.isdigit() and int(line) == info.lineno and (info.file == file or info.file.endswith("/" + file))
+    )
 
 
 def _resolve(keys, frames_by_where):

@@ -95,6 +95,11 @@ class Replayer(Session):
     def may_become_main(self, act):
         return False  # main loops come from the recording (drive_top), never from what runs now
 
+    def transparent(self, act):
+        """Top loops that were no main loop in the recording run untracked and leave the stack alone, so a
+        recorded main loop inside one (chosen with --epoch-loop) is still found."""
+        return self.plan.main_run(act.info.id, act.seq) is None
+
     def drive_top(self, act, iterable):
         main = self.plan.main_run(act.info.id, act.seq)
         return None if main is None else self._epochs(act, main, iter(iterable))

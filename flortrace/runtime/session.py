@@ -140,6 +140,11 @@ class Session:
         """Whether a top loop may turn into a main loop because a loop ran inside it."""
         return True
 
+    def transparent(self, act):
+        """Whether a top loop is left out of the stack altogether, so the loops inside it are top loops
+        (the epoch loop named by --epoch-loop may be nested in another loop)."""
+        return False
+
     def keep_main(self, act):
         """Asked at the end of a main loop's first epoch; False demotes it to a plain loop."""
         return True
@@ -216,12 +221,14 @@ class Session:
         self.top_runs[act.info.id] = act.seq + 1
 
     def _top(self, iterable, act):
+        self._count_top(act)
+        if self.transparent(act):
+            return iterable
         if type(iterable) in _SIZED:  # exact types: a subclass's __len__ is the user's code
             try:
                 act.length = len(iterable)
             except OverflowError:  # range(1, 2**64)
                 pass
-        self._count_top(act)
         self.stack.append(act)
         self.on_top_enter(act)
         driven = self.drive_top(act, iterable)
@@ -354,6 +361,8 @@ class Session:
         if depth == 0:
             act = Activation(info, frame, "top", whileloop=True)
             self._count_top(act)
+            if self.transparent(act):
+                return
             self.stack.append(act)
             self.on_top_enter(act)
         elif depth == 1 and self._nests(self.stack[0]):
