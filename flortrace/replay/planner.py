@@ -116,7 +116,7 @@ class Plan:
 
 
 def main_runs(run, epochs):
-    """The main runs of a recorded run (``run`` as the catalog gives it), with their epoch counts and names."""
+    """The main runs of a recorded run (``run`` as the catalog gives it), with epoch counts and names."""
     found = (run.get("info") or {}).get("main_runs", [])
     names = epoch_specs.loop_names([(m["loop_id"], m["run"]) for m in found])
     mains = []

@@ -291,9 +291,8 @@ class Recorder(Session):
         training = self._training_run()
         if training is None:
             return "no epoch loop"
-        names = dict(
-            zip(map(id, self.main_runs), loop_names([(m["loop_id"], m["run"]) for m in self.main_runs]))
-        )
+        mains = self.main_runs
+        names = dict(zip(map(id, mains), loop_names([(m["loop_id"], m["run"]) for m in mains]), strict=True))
         others = [f"{m.get('epochs', 0)} of {names[id(m)]}" for m in self.main_runs if m is not training]
         return f"{training.get('epochs', 0)} epochs" + (f" (and {', '.join(others)})" if others else "")
 
