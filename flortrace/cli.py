@@ -8,12 +8,12 @@ import sys
 
 from . import __version__, config
 
-VERBS = ("replay", "console", "runs", "show", "logs", "export", "rm", "gc")
+VERBS = ("replay", "console", "runs", "show", "source", "query", "logs", "export", "rm", "gc")
 
 RECORD_HELP = """\
 usage: python -m flortrace [options] script.py [args ...]
        python -m flortrace [options] -m package.module [args ...]
-       python -m flortrace {replay,console,runs,show,logs,export,rm,gc} ...
+       python -m flortrace {replay,console,runs,show,source,query,logs,export,rm,gc} ...
 
 Record a training script for hindsight logging. The script runs exactly as with `python script.py`;
 flortrace finds its epoch loop, times epochs and blocks, and checkpoints the state they change within the
@@ -39,6 +39,8 @@ verbs:
   replay     re-run an edited script against a recorded run (new log values, exactly)
   console    pdb-like console over a recorded run: travel to any epoch, inspect, step, watch
   runs       list recorded runs           show RUN     details of one run
+  source RUN [FILE]  a recorded source (--diff: against today's)
+  query SQL  read-only SQL over runs, args and logs
   logs       print logged values (table, csv, json, parquet)
   export     logs to TensorBoard, MLflow or files
   rm RUN     delete a run                 gc           free blobs no run uses

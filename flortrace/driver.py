@@ -22,6 +22,16 @@ def project_root(target, module):
     return path if path.is_dir() else path.parent
 
 
+def project_path(target):
+    """A script's path within its project (the nearest folder up with pyproject.toml, setup.py or .git; else
+    the script's own folder), which stays the same when the project is moved or copied."""
+    path = Path(os.path.realpath(target))
+    for folder in path.parents:
+        if any((folder / marker).exists() for marker in ("pyproject.toml", "setup.py", ".git")):
+            return path.relative_to(folder).as_posix()
+    return path.name
+
+
 class Instrumenter:
     """Patches code for a session and reports the loops and the source of every file it patched. A session
     may first recompile a file from its source (``rewrite``: replay isolates the lines added since)."""
@@ -32,7 +42,9 @@ class Instrumenter:
     def __call__(self, code, path, source):
         rel = self.project.relative(path)
         rewrite = getattr(self.session, "rewrite", None)
-        code = (rewrite(rel, path, source) if rewrite is not None else None) or code
+        rewritten = rewrite(rel, path, source) if rewrite is not None else None
+        if rewritten is not None:
+            code, source = rewritten
         code, loops = instrument_module_code(code, rel, hooks.HOOKS, source)
         self.session.register(loops, path)
         self.on_source(rel, source)

@@ -19,7 +19,7 @@ from pathlib import Path
 import flortrace
 
 from . import runner
-from .driver import project_root, run_under
+from .driver import project_path, project_root, run_under
 from .runtime import hooks
 from .runtime.recorder import Recorder
 from .state.digest import VERSION as DIGEST_VERSION
@@ -80,7 +80,9 @@ def _record_run(store, run_id, target, argv, settings, module):
     if settings["overhead"] > 0:
         writer.start()  # the process imports while the script sets up, so the first snapshot need not wait
     catalog = RecordingCatalog(store.catalog, lambda exc: stop(exc))
-    catalog.set_run_info(run_id, digest_version=DIGEST_VERSION)
+    catalog.set_run_info(
+        run_id, digest_version=DIGEST_VERSION, project_path=target if module else project_path(target)
+    )
     recorder = Recorder(catalog, run_id, writer, settings["overhead"], notify, settings.get("epoch_loop"))
     real_exit = os._exit
     finishing = []  # [True] once finish began: it runs once

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import difflib
 import json
 import os
 import sys
@@ -64,7 +65,17 @@ def _settings(ns, **extra):
 def replay(argv):
     p = _parser("replay", "Re-run an edited script against a recorded run: hindsight log values, exactly.")
     p.add_argument("--run", type=run_id, help="run id (default: the latest recorded run of the script)")
-    p.add_argument("--epochs", help="which epochs: 7, 2:5, ::10, 0,3,9, -1 (default: all)")
+    p.add_argument(
+        "--runs",
+        help="replay several runs, each with its own recorded code and arguments and today's added lines "
+        "carried into it: all, last:N, 3,5,7, 2:6",
+    )
+    p.add_argument("--where", help="with --runs: only runs whose arguments satisfy this, e.g. 'lr < 0.01'")
+    p.add_argument(
+        "--epochs",
+        help="which epochs: 7, 2:5, ::10, 0,3,9, -1, -2:, a main loop's name first for another loop "
+        "(finetune:0:3); default: all",
+    )
     p.add_argument("--plan", action="store_true", help="print the plan and an estimated time; run nothing")
     p.add_argument(
         "--force",
@@ -84,6 +95,7 @@ def replay(argv):
     p.add_argument("--address", help="Ray cluster address for --backend ray (default: start a local Ray)")
     p.add_argument("--segment", help=argparse.SUPPRESS)
     p.add_argument("--global-epochs", help=argparse.SUPPRESS)  # a parallel replay's worker: global numbers
+    p.add_argument("--overlay", help=argparse.SUPPRESS)  # JSON {file: source} to run instead of the files
     p.add_argument("-q", "--quiet", action="store_true", default=None, help="no flortrace notices on stderr")
     p.add_argument("-m", dest="module", help="replay a module recorded with -m")
     p.add_argument("target", nargs="?", help="the (edited) script")
@@ -105,6 +117,9 @@ def replay(argv):
             "--address",
             "--segment",
             "--global-epochs",
+            "--overlay",
+            "--runs",
+            "--where",
             "-m",
         },
     )
@@ -126,6 +141,17 @@ def replay(argv):
     if ns.epochs is not None and not ns.epochs.strip():
         p.error("--epochs needs epochs, such as 7, 2:5, ::10 or 0,3,9")
     module = bool(ns.module)
+    if ns.runs is not None or ns.where is not None:
+        if ns.run is not None or args:
+            p.error("--runs replays each run with its own recorded arguments: give no --run and no arguments")
+        from .replaying import replay_runs
+
+        return replay_runs(target, settings, module, ns.runs or "all", ns.where, ns.epochs, ns.force, ns.plan)
+    overlay = None
+    if ns.overlay:
+        with open(ns.overlay, encoding="utf-8") as f:
+            overlay = json.load(f)
+        settings["overlay"] = ns.overlay
     # This process holds the run until the replay is over, so `rm` refuses it meanwhile.
     with Store.open_existing(settings["store"]) as store:
         run = find_run(store.catalog, target, module, ns.run)
@@ -139,7 +165,7 @@ def replay(argv):
                 epochs = planner.loops(mains).select(ns.epochs)
             except SpecError as exc:
                 p.error(f"--epochs {ns.epochs}: {exc} (run {run})")
-        return run_replay(target, args, settings, module, run, epochs, ns.force, ns.plan, segment)
+        return run_replay(target, args, settings, module, run, epochs, ns.force, ns.plan, segment, overlay)
 
 
 def _segment(text, p):
@@ -422,6 +448,66 @@ def export(argv):
     return export_main(argv)
 
 
+# ---- source, query ----------------------------------------------------------------------------------
+def source(argv):
+    p = _parser("source", "Print the source a run recorded (the script, or another file of its project).")
+    p.add_argument("run", type=run_id)
+    p.add_argument("file", nargs="?", help="a file of the project as the run named it (default: the script)")
+    p.add_argument("--diff", action="store_true", help="a unified diff against the file as it is today")
+    ns = p.parse_args(argv)
+    with Store.open_existing(_settings(ns)["store"]) as store:
+        run = store.catalog.run(ns.run)
+        if run is None:
+            raise StoreError(f"no run {ns.run} in this store (see python -m flortrace runs)")
+        sources = store.catalog.sources(ns.run)
+    if not sources:
+        raise StoreError(f"run {ns.run} recorded no source")
+    name = ns.file or next(iter(sorted(sources, key=lambda rel: rel != os.path.basename(run["script"]))))
+    if name not in sources:
+        raise StoreError(f"run {ns.run} recorded no file {name!r} (its files: {', '.join(sorted(sources))})")
+    if not ns.diff:
+        sys.stdout.write(sources[name])
+        return 0
+    path = name if os.path.isabs(name) else os.path.join(os.path.dirname(run["script"]), name)
+    if not os.path.exists(path):  # a moved or copied project: the file at its place here
+        path = name
+    try:
+        with open(path, encoding="utf-8") as f:
+            today = f.read()
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from None
+    diff = difflib.unified_diff(
+        sources[name].splitlines(True), today.splitlines(True), f"run {ns.run}/{name}", path
+    )
+    sys.stdout.writelines(diff)
+    return 0
+
+
+def query(argv):
+    p = _parser(
+        "query",
+        "Read-only SQL over the store. Views: runs(id, script, name, status, started, ended, exit_code, "
+        "argv), args(run, name, value) with each recorded argument parsed argparse-style, "
+        "logs(run, name, value, epoch, step, origin).",
+    )
+    p.add_argument("sql")
+    p.add_argument("--json", action="store_true", help="a JSON array of rows instead of a table")
+    ns = p.parse_args(argv)
+    with Store.open_existing(_settings(ns)["store"]) as store:
+        try:
+            rows = store.catalog.query(ns.sql)
+        except ValueError as exc:
+            raise StoreError(f"query: {exc}") from None
+    if ns.json:
+        json.dump(rows, sys.stdout, indent=1, default=str)
+        print()
+    elif rows:
+        _table(rows, list(rows[0]))
+    else:
+        print("no rows")
+    return 0
+
+
 VERBS = {
     "replay": replay,
     "console": console,
@@ -431,6 +517,8 @@ VERBS = {
     "export": export,
     "rm": rm,
     "gc": gc,
+    "source": source,
+    "query": query,
 }
 
 

@@ -143,15 +143,16 @@ def _functions(tree):
     return [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
 
 
-def compare(recorded, root, loops):
-    """``recorded``: {relative path: source}; ``loops``: catalog loop rows. Returns a Report."""
+def compare(recorded, root, loops, today=None):
+    """``recorded``: {relative path: source}; ``loops``: catalog loop rows; ``today``: sources to compare
+    with instead of the files on disk (another run's edits carried into this one's). Returns a Report."""
     report = Report()
     root = Path(root)
     tracked = [r for r in loops if r["kind"] in ("main", "block")]
     for rel, old in recorded.items():
         path = Path(rel) if Path(rel).is_absolute() else root / rel
         try:
-            new = path.read_text(encoding="utf-8")
+            new = today[rel] if today and rel in today else path.read_text(encoding="utf-8")
         except OSError:
             report.notes.append(f"{rel}: not found now; replaying its recorded behaviour")
             continue

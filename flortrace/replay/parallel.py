@@ -61,12 +61,15 @@ def worker_env(index, count):
     return env
 
 
-def run_local(commands, envs, progress):
-    """Run worker commands concurrently; returns [(returncode, stdout, stderr)] in order."""
+def run_local(commands, envs, progress, limit=None):
+    """Run worker commands concurrently (at most ``limit`` at once); returns [(returncode, stdout, stderr)]
+    in order."""
     results = [None] * len(commands)
+    slots = threading.Semaphore(limit or len(commands) or 1)
 
     def work(i):
-        out = subprocess.run(commands[i], env=envs[i], capture_output=True, text=True)
+        with slots:
+            out = subprocess.run(commands[i], env=envs[i], capture_output=True, text=True)
         results[i] = (out.returncode, out.stdout, out.stderr)
         progress(i)
 
@@ -78,7 +81,7 @@ def run_local(commands, envs, progress):
     return results
 
 
-def command(target, argv, module, run_id, epochs, settings, index, count, force=False):
+def command(target, argv, module, run_id, epochs, settings, index, count, force=False, overlay=None):
     cmd = [
         sys.executable,
         "-m",
@@ -96,13 +99,15 @@ def command(target, argv, module, run_id, epochs, settings, index, count, force=
     ]
     if force:
         cmd.append("--force")
+    if overlay:
+        cmd += ["--overlay", overlay]
     if settings["tolerance"]:
         cmd += ["--tolerance", str(settings["tolerance"])]
     cmd += ["-m", target] if module else [target]
     return cmd + list(argv)
 
 
-def replay_parallel(target, argv, settings, module, run, plan, notify, force=False):
+def replay_parallel(target, argv, settings, module, run, plan, notify, force=False, overlay=None):
     parts = segments(plan, settings["workers"])
     count = len(parts)
     notify(
@@ -110,7 +115,8 @@ def replay_parallel(target, argv, settings, module, run, plan, notify, force=Fal
         + ", ".join(f"{p[0]}-{p[-1]}" for p in parts)
     )
     commands = [
-        command(target, argv, module, run["id"], p, settings, i, count, force) for i, p in enumerate(parts)
+        command(target, argv, module, run["id"], p, settings, i, count, force, overlay)
+        for i, p in enumerate(parts)
     ]
     envs = [worker_env(i, count) for i in range(count)]
     began = time.monotonic()

@@ -138,8 +138,8 @@ def loops(mains):
     return epoch_specs.Loops(epoch_specs.Loop(m.name, m.base, m.count, m.training) for m in mains)
 
 
-def build(catalog, run_id, root, selected=None, force=False):
-    """Build the plan for ``run_id`` against the sources now on disk under ``root``."""
+def build(catalog, run_id, root, selected=None, force=False, today=None):
+    """Build the plan for ``run_id`` against the sources now on disk under ``root`` (or ``today``'s)."""
     info = catalog.run(run_id) or {}
     epochs = catalog.epochs(run_id)
     mains = main_runs(info, epochs)
@@ -160,7 +160,7 @@ def build(catalog, run_id, root, selected=None, force=False):
         else:
             memos[(s["epoch"], s["loop_id"], s["seq"])] = s["manifest"]
     loops = catalog.loops(run_id)
-    report = diff.compare(catalog.sources(run_id), root, loops)
+    report = diff.compare(catalog.sources(run_id), root, loops, today)
     if report.refusals and not force:
         raise PlanError("\n".join(report.refusals) + "\n(use --force to replay anyway)")
     digests = catalog.digests(run_id)

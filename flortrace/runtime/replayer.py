@@ -13,6 +13,7 @@ the replay with a report, unless ``force``.
 from __future__ import annotations
 
 import ast
+import linecache
 import math
 
 from .. import state
@@ -37,6 +38,7 @@ class Replayer(Session):
         force=False,
         causes=(),
         keep_setup=False,
+        overlay=None,
     ):
         super().__init__()
         self.keep_unnumbered = keep_unnumbered  # rows logged outside epochs (one worker of many keeps them)
@@ -46,6 +48,7 @@ class Replayer(Session):
         self.notify = notify or (lambda msg: None)
         self.known_causes = list(causes)  # what is already known to differ from the recording (arguments...)
         self.keep_setup = keep_setup  # other arguments, forced: the set-up they give is not undone
+        self.overlay = overlay or {}  # relative path -> the source to run instead of the file on disk
         self.recorded = plan.recorded_logs  # (name, epoch, step, k) -> value
         self.seen = {}
         self.rows, self.divergences = [], []
@@ -71,12 +74,18 @@ class Replayer(Session):
         """Loops of the edited source; the plan already knows them."""
 
     def rewrite(self, rel, path, source):
-        """Compile a file whose lines changed with its hindsight statements isolated (hindsight.py)."""
+        """(code, source) of a file whose lines changed, its hindsight statements isolated (hindsight.py),
+        or of a file replaced by ``overlay`` (another run's edits carried into this run's source)."""
+        text = self.overlay.get(rel, source)
         lines = self.plan.changed.get(rel)
-        if not lines:
+        if not lines and text is source:
             return None
-        tree = hindsight.wrap(ast.parse(source, path), rel, lines)
-        return compile(tree, path, "exec", dont_inherit=True)
+        tree = ast.parse(text, path)
+        if lines:
+            tree = hindsight.wrap(tree, rel, lines)
+        if text is not source:  # tracebacks and the console show the lines that run
+            linecache.cache[path] = (len(text), None, text.splitlines(True), path)
+        return compile(tree, path, "exec", dont_inherit=True), text
 
     def _apply_settings(self):
         if not self._settings_applied and self.plan.torch_settings:

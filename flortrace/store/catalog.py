@@ -895,6 +895,37 @@ class Catalog:
 
     # -- lifetime ------------------------------------------------------------------------------------
 
+    def query(self, sql: str) -> list[dict]:
+        """Rows of a read-only query over documented views (see ``python -m flortrace query --help``):
+        runs, args (each run's arguments parsed argparse-style) and logs. ValueError for bad SQL or a
+        statement that would write."""
+        from flortrace.replay.runs import parse_args
+
+        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute(
+                "CREATE TEMP VIEW runs AS SELECT id, script, name, status, started, ended, exit_code, argv"
+                " FROM main.runs WHERE mode = 'record'"
+            )
+            db.execute("CREATE TEMP TABLE args (run INTEGER, name TEXT, value)")
+            rows = db.execute("SELECT id, argv FROM main.runs").fetchall()
+            db.executemany(
+                "INSERT INTO args VALUES (?, ?, ?)",
+                [(r[0], k, v) for r in rows for k, v in parse_args(json.loads(r[1])).items()],
+            )
+            db.execute(
+                "CREATE TEMP VIEW logs AS SELECT run, name, json_extract(value, '$') AS value, epoch, step,"
+                " origin FROM main.logs"
+            )
+            db.execute("PRAGMA query_only = ON")
+            try:
+                return [dict(r) for r in db.execute(sql)]
+            except sqlite3.Error as exc:
+                raise ValueError(str(exc)) from None
+        finally:
+            db.close()
+
     def close(self) -> None:
         """Close the connection; a run still open here loses its lock and will read as crashed."""
         with self._mutex:
