@@ -174,6 +174,8 @@ def test_the_console_stops_at_epoch_3(tmp_path, shape):
 
 def test_two_workers_are_used(tmp_path, shape):
     source, epochs, epoch_anchor, *_ = SHAPES[shape]
+    # Epochs long enough for the writer to keep up, on a loaded machine too: checkpoints to split at.
+    source = with_line(source, epoch_anchor, "__import__('time').sleep(0.3)")
     recorded(tmp_path, source)
     edited = with_line(source, epoch_anchor, "__import__('flortrace').log('seen', 1)")
     (tmp_path / "train.py").write_text(edited)
