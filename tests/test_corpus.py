@@ -67,7 +67,7 @@ def script_cases():
         if path.name.startswith("helpers_"):
             continue
         for argv, code, needs, options, marks in declared_cases(path):
-            label = path.stem + (f"[{' '.join(argv)}]" if argv else "") + (f"[{' '.join(options)}]" if options else "")
+            label = path.stem + "".join(f"[{' '.join(words)}]" for words in (argv, options) if words)
             yield pytest.param([*options, path.name, *argv], code, needs, id=label, marks=marks)
 
 
