@@ -10,7 +10,6 @@ import ast
 from collections import deque
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
 
 def index(spans):
@@ -55,24 +54,21 @@ def match(index, qualname, kind, lineno, first_line=None):
 def loop_spans(tree):
     """{(qualname, ordinal): (first line, last line, kind)}: loops numbered per scope in source order.
 
-    One walk of the tree: each scope collects its own loops and starts the walk of the scopes it defines
-    (without recursion inside a scope: generated code nests expressions thousands deep)."""
+    One walk of the tree's statements (loops and scopes are statements, so expressions are never looked
+    into): each scope collects its own loops and starts the walk of the scopes it defines."""
     spans = {}
 
     def visit(scope, qual):
         loops, todo = [], deque([scope])
         while todo:  # breadth first, as ast.walk: a name defined twice in a scope keeps its last span
-            for child in ast.iter_child_nodes(todo.popleft()):
+            for child in _statements(todo.popleft()):
                 if isinstance(child, _SCOPES):
                     sep = "." if isinstance(scope, ast.ClassDef) or qual == "<module>" else ".<locals>."
                     visit(child, child.name if qual == "<module>" else f"{qual}{sep}{child.name}")
                     continue
-                if isinstance(child, ast.Lambda):
-                    continue
                 if isinstance(child, (ast.For, ast.While)):
                     loops.append(child)
-                if not isinstance(child, _COMPREHENSIONS):
-                    todo.append(child)
+                todo.append(child)
         loops.sort(key=lambda n: (n.lineno, n.col_offset))
         for i, loop in enumerate(loops):
             kind = "while" if isinstance(loop, ast.While) else "for"
@@ -80,3 +76,14 @@ def loop_spans(tree):
 
     visit(tree, "<module>")
     return spans
+
+
+def _statements(node):
+    """The statements right inside ``node`` (and the except and case clauses that hold some), in the order
+    ast.iter_child_nodes gives them."""
+    for name in node._fields:
+        if name in _BLOCKS:
+            yield from getattr(node, name)
+
+
+_BLOCKS = {"body", "orelse", "finalbody", "handlers", "cases"}
