@@ -45,7 +45,7 @@ class LoopInfo:
 
     __slots__ = ("id", "file", "qualname", "ordinal", "kind", "lineno", "end_lineno", "_effects", "_where")
 
-    def __init__(self, id, file, qualname, ordinal, kind, lineno, end_lineno, effects=None, where=None):  # noqa: A002
+    def __init__(self, id, file, qualname, ordinal, kind, lineno, end_lineno, effects=None, where=None):
         self.id, self.file, self.qualname, self.ordinal = id, file, qualname, ordinal
         self.kind, self.lineno, self.end_lineno = kind, lineno, end_lineno
         self._effects, self._where = effects, where  # where: (Origin, const path, loop position)
@@ -73,7 +73,7 @@ class Origin:
 
     def __init__(self, filename, source=None, code=None):
         self.filename, self._source, self._code = filename, source, code
-        self._last = (None, None)  # the code path last converted, and its instructions and loops
+        self._last = (None, None)  # one function's instructions and loops, kept for its other loops
 
     def code(self):
         if self._code is None:
@@ -227,10 +227,10 @@ class _Edits:
     appended after everything (trampolines, handlers), and on 3.11+ which exception-table entry covers
     each instruction."""
 
-    def __init__(self, covers=None):
+    def __init__(self):
         self.pre, self.post, self.retarget, self.forward, self.tail = {}, {}, {}, [], []
         self.onward = {}  # id of a jump leaving a while loop -> the jump its trampoline ends with
-        self.cover = covers  # index -> TryBegin (or None), when while loops may change it
+        self.cover = None  # index -> TryBegin (or None), when while loops may change it
         self.post_cover = {}
         self.recover = False  # rebuild the exception table from ``cover``
 
@@ -303,14 +303,7 @@ def instrument(
                 if shape is None:
                     shape = whiles.Shape(instrs, labels)
                     edits.cover = list(shape.covers)
-                whiles.patch(
-                    shape,
-                    whiles.Loop(shape, first, header, last),
-                    info,
-                    hooks,
-                    emit_line(instrs, first),
-                    edits,
-                )
+                whiles.patch(shape, whiles.Loop(shape, first, header, last), info, hooks, edits)
             except whiles.Unsupported:
                 continue  # left as it is: a plain loop for the runtime
             patched += 1
@@ -323,13 +316,6 @@ def instrument(
     # Inserted code pushes at most ``extra`` above the stack it finds and leaves the exception table's depths
     # as they were, so neither needs computing (a walk of the control flow graph: most of patching's cost).
     return bc.to_code(stacksize=code.co_stacksize + extra, compute_exception_stack_depths=False)
-
-
-def emit_line(instrs, first):
-    """The line inserted code before ``first`` takes: that of the instruction that runs next, so line events
-    and tracebacks stay those of the user's code."""
-    j = _next_instr(instrs, first)
-    return instrs[j].lineno if j is not None else None
 
 
 def _assemble(instrs, edits):

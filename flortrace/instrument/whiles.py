@@ -12,9 +12,10 @@ the loop, tick at the header every iteration passes, and exit however the loop i
   3.11+ add exception-table entries over the loop's code where no handler of the loop's own would catch;
   3.10 sets up a block at entry (SETUP_FINALLY), popped on every way out, as the compiler does for `try`.
 
-The loop is its back-edge range plus the handler code its own `try` blocks reach (handlers whose entries do
-not cover the loop's back edge). Stack depths, and on 3.10 block levels, are simulated so that every
-assumption is checked; a loop whose code has another shape is left unpatched (``Unsupported``).
+The loop is its back-edge range plus the code that range reaches that still belongs to it (see
+``Loop._region``). Stack depths, and on 3.10 block levels, are simulated so that every assumption is
+checked; a loop whose code has another shape is left unpatched (``Unsupported``): a plain loop to the
+runtime.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from . import emit
 
 _TABLES = sys.version_info >= (3, 11)  # exception tables instead of a block stack
 _RETURNS = {"RETURN_VALUE", "RETURN_CONST"}
-# Jumps that may be sent through a trampoline (FOR_ITER, SETUP_*, SEND land past or into special code).
-_PLAIN_JUMPS = {"FOR_ITER", "SETUP_FINALLY", "SETUP_WITH", "SETUP_ASYNC_WITH", "SEND", "SETUP_CLEANUP"}
+# Jumps that cannot be sent through a trampoline (they land past their target, or push a handler).
+_SPECIAL_JUMPS = {"FOR_ITER", "SETUP_FINALLY", "SETUP_WITH", "SETUP_ASYNC_WITH", "SEND"}
 _PUSH_BLOCK = {"SETUP_FINALLY", "SETUP_WITH", "SETUP_ASYNC_WITH"}
 _POP_BLOCK = {"POP_BLOCK", "POP_EXCEPT"}
 
@@ -172,7 +173,7 @@ class Loop:
                 if shape.depths[s] > self.base:  # fewer is fine: code after the loop was copied into it
                     raise Unsupported("the loop is left with values on the stack")
                 jump = item.has_jump() and isinstance(item.arg, Label) and shape.labels[id(item.arg)] == s
-                if jump and item.name in _PLAIN_JUMPS:
+                if jump and item.name in _SPECIAL_JUMPS:
                     raise Unsupported(f"{item.name} leaves the loop")
                 exits.append((i, jump))
         return exits, returns
@@ -234,9 +235,16 @@ class Loop:
         return unwinds, returning, done
 
 
-def patch(shape: Shape, loop: Loop, info, hooks, lineno, edits):
-    """Record in ``edits`` the calls and trampolines that report ``loop``'s entry, ticks and exits."""
+def patch(shape: Shape, loop: Loop, info, hooks, edits):
+    """Record in ``edits`` the calls and trampolines that report ``loop``'s entry, ticks and exits. Calls
+    in the loop's own code take the line of the instruction next to them, so line events and tracebacks
+    stay those of the user's code."""
     instrs = shape.instrs
+    lineno = _line_after(instrs, loop.first)
+    if _TABLES:
+        unwinds, returning, done = set(), loop.returns, set()
+    else:  # may raise Unsupported: before anything is recorded
+        unwinds, returning, done = loop.block_levels()
 
     def exit_call(line=emit.NO_LINE):
         return emit.call_discard(hooks.while_exit, info, line)
@@ -259,10 +267,6 @@ def patch(shape: Shape, loop: Loop, info, hooks, lineno, edits):
     def pop(line):  # 3.10: the loop's block goes with it
         return [] if _TABLES else [emit.pop_handler(line)]
 
-    if _TABLES:
-        unwinds, returning, done = set(), loop.returns, set()
-    else:
-        unwinds, returning, done = loop.block_levels()
     for i in unwinds:
         edits.prepend_pre(i, exit_call(instrs[i].lineno) + pop(instrs[i].lineno))
     for i in returning:
