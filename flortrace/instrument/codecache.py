@@ -27,8 +27,8 @@ UNCHANGED = None  # what load returns, and save takes, for a module with nothing
 
 def _tag():
     """What patched code depends on besides the module: interpreter, optimization level, the versions of
-    bytecode and flortrace, and the source of this package (a development checkout changes without a new
-    version number)."""
+    bytecode and flortrace, and the size and time of this package's files (a development checkout changes
+    without a new version number)."""
     import flortrace
 
     parts = [str(_FORMAT), sys.version, MAGIC_NUMBER.hex(), str(sys.flags.optimize), bytecode.__version__]
