@@ -129,7 +129,10 @@ def record_main(argv):
     except config.ConfigError as exc:
         return _usage(str(exc))
     settings["name"] = ns.name
-    return _guard(lambda: record(target, args, settings, module=module))
+    try:  # not through _guard: the script runs on top of these frames, fewer is closer to `python script`
+        return record(target, args, settings, module=module)
+    except _expected_errors() as exc:
+        return _failed(exc)
 
 
 def _usage(message):
@@ -137,18 +140,27 @@ def _usage(message):
     return 2
 
 
-def _guard(fn):
-    """Turn flortrace's own failures into one clear line: 2 for what the user can act on (bad input, the
-    store), 1 for a flortrace bug (FLORTRACE_DEBUG=1 shows its traceback). Never a traceback otherwise."""
+def _expected_errors():
+    """flortrace's own expected failures: reported in one clear line with exit code 2."""
     from .replay.epochs import SpecError
     from .replay.raybackend import RayUnavailable
     from .store import StoreError
 
+    return StoreError, config.ConfigError, SpecError, RayUnavailable
+
+
+def _failed(exc):
+    print(f"flortrace: error: {exc}", file=sys.stderr)
+    return 2
+
+
+def _guard(fn):
+    """Run ``fn``, turning flortrace's own failures into one clear line: 2 for what the user can act on (bad
+    input, the store), 1 for a flortrace bug (FLORTRACE_DEBUG=1 shows its traceback), never a traceback."""
     try:
         return fn()
-    except (StoreError, config.ConfigError, SpecError, RayUnavailable) as exc:
-        print(f"flortrace: error: {exc}", file=sys.stderr)
-        return 2
+    except _expected_errors() as exc:
+        return _failed(exc)
     except BrokenPipeError:
         raise  # the reader of our output left: entry() ends quietly
     except Exception as exc:

@@ -9,17 +9,21 @@ import os
 from pathlib import Path
 
 from . import runner
+from .instrument.codecache import UNCHANGED, CodeCache
 from .instrument.importer import InstrumentingFinder, ProjectFilter
 from .instrument.patch import instrument_module_code
 from .runtime import hooks
 
+CODE_CACHE = "code"  # the folder in the store where patched code is kept
+
 
 def project_root(target, module):
-    """The folder whose modules are instrumented: the script's, or the working directory for -m."""
+    """The folder whose modules are instrumented: the script's (where sys.path[0] points: symbolic links
+    followed), the directory run, or the working directory for -m."""
     if module:
         return Path(os.getcwd())
     path = Path(os.path.abspath(target))
-    return path if path.is_dir() else path.parent
+    return path if path.is_dir() else Path(os.path.realpath(target)).parent
 
 
 def project_path(target):
@@ -33,11 +37,14 @@ def project_path(target):
 
 
 class Instrumenter:
-    """Patches code for a session and reports the loops and the source of every file it patched. A session
-    may first recompile a file from its source (``rewrite``: replay isolates the lines added since)."""
+    """Patches code for a session (through ``cache`` when given) and reports the loops and the source of
+    every file it patched. Python's own code for the file is always compiled or read from its pyc first,
+    as without flortrace: compile-time warnings and written pyc files stay the same. A session may first
+    recompile a file from its source (``rewrite``: replay isolates the lines added since); such code is
+    not cached."""
 
-    def __init__(self, project: ProjectFilter, session, on_source):
-        self.project, self.session, self.on_source = project, session, on_source
+    def __init__(self, project: ProjectFilter, session, on_source, cache=None):
+        self.project, self.session, self.on_source, self.cache = project, session, on_source, cache
 
     def __call__(self, code, path, source):
         rel = self.project.relative(path)
@@ -45,17 +52,26 @@ class Instrumenter:
         rewritten = rewrite(rel, path, source) if rewrite is not None else None
         if rewritten is not None:
             code, source = rewritten
-        code, loops = instrument_module_code(code, rel, hooks.HOOKS, source)
+        cache = self.cache if source and rewritten is None else None
+        hit = cache.load(path, rel, source) if cache else None
+        if hit is not None:
+            patched, loops = hit
+            patched = code if patched is UNCHANGED else patched
+        else:
+            patched, loops = instrument_module_code(code, rel, hooks.HOOKS, source)
+            if cache:
+                cache.save(path, rel, source, UNCHANGED if patched is code else patched, loops)
         self.session.register(loops, path)
         self.on_source(rel, source)
-        return code
+        return patched
 
 
 def run_under(session, target, argv, module, settings, on_source=None, on_start=None):
     """Run ``target`` with ``session`` answering the hooks; returns the exception that ended the script
     (None if none). Raises runner.NoScript or SyntaxError when a script file cannot start."""
     project = ProjectFilter(project_root(target, module), settings["include"], settings["exclude"])
-    patch = Instrumenter(project, session, on_source or (lambda rel, src: None))
+    cache = CodeCache(Path(settings["store"]).absolute() / CODE_CACHE, hooks.HOOKS)
+    patch = Instrumenter(project, session, on_source or (lambda rel, src: None), cache)
     finder = InstrumentingFinder(project, patch)
 
     def start():

@@ -14,9 +14,8 @@ import runpy
 import signal
 import sys
 import types
-from pathlib import Path
 
-_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+_PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))
 
 
 class NoScript(Exception):
@@ -31,19 +30,23 @@ def _interpreter():
     return (getattr(sys, "orig_argv", None) or [sys.executable])[0]
 
 
+def _abspath(path):
+    """``path`` made absolute as the interpreter does for ``python path``: joined to the working directory,
+    not normalized (``python ./x.py`` runs ``/cwd/./x.py``: that is its ``__file__`` and traceback name)."""
+    path = os.fspath(path)
+    return path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
+
+
 def resolve_script(path):
     """Return the absolute file to run for ``path`` (a file, or a directory with __main__.py)."""
-    p = Path(path)
-    full = Path(os.path.abspath(path))
-    if p.is_dir():
-        main = full / "__main__.py"
-        if not main.is_file():
-            raise NoScript(f"{_interpreter()}: can't find '__main__' module in {str(full)!r}", 1)
+    full = _abspath(path)
+    if os.path.isdir(path):
+        main = os.path.join(full, "__main__.py")
+        if not os.path.isfile(main):
+            raise NoScript(f"{_interpreter()}: can't find '__main__' module in {full!r}", 1)
         return main
-    if not p.exists():
-        raise NoScript(
-            f"{_interpreter()}: can't open file {str(full)!r}: [Errno 2] No such file or directory", 2
-        )
+    if not os.path.exists(path):
+        raise NoScript(f"{_interpreter()}: can't open file {full!r}: [Errno 2] No such file or directory", 2)
     return full
 
 
@@ -57,21 +60,29 @@ def script_code(path, patch):
 
 
 def _fresh_main(**attrs):
-    """A ``__main__`` module with the attributes the interpreter gives it."""
+    """A ``__main__`` module with the attributes the interpreter gives it, in its order (scripts print
+    ``globals()``): those of any module, then ``__annotations__`` and ``__builtins__``, then ``attrs``."""
     main = types.ModuleType("__main__")
-    main.__dict__.update(__annotations__={}, __builtins__=builtins, __cached__=None, __spec__=None)
+    main.__dict__.update(__annotations__={}, __builtins__=builtins)
     main.__dict__.update(attrs)
     return main
+
+
+def _safe_path():
+    """-P, -I or PYTHONSAFEPATH (3.11+): Python puts no folder of a script or module on sys.path."""
+    return getattr(sys.flags, "safe_path", False)
 
 
 def prepare_script(path, argv, patch):
     """Set up sys.argv, sys.path[0] and ``__main__`` for a script file; return (code, globals)."""
     script = resolve_script(path)
     code = script_code(script, patch)
-    loader = importlib.machinery.SourceFileLoader("__main__", str(script))
-    main = _fresh_main(__name__="__main__", __file__=str(script), __package__=None, __loader__=loader)
+    loader = importlib.machinery.SourceFileLoader("__main__", script)
+    main = _fresh_main(__file__=script, __cached__=None)
+    main.__dict__.update(__package__=None, __loader__=loader, __spec__=None)
     sys.argv[:] = [str(path), *argv]
-    sys.path[0] = str(script.parent)
+    if not _safe_path():  # the folder of the script, symbolic links followed
+        sys.path[0] = os.path.dirname(os.path.realpath(path))
     sys.modules["__main__"] = main
     return code, main.__dict__
 
@@ -84,13 +95,19 @@ def launch(target, argv, module, patch, start):
 
     Modules and directories go through runpy, whose loader lookups reach our import hook (so their code is
     patched) and whose frames appear in tracebacks just as under plain Python."""
+    # sys.path[0] is the entry Python put first for flortrace itself; with -P, -I or PYTHONSAFEPATH
+    # (3.11+) it put none for a script or a module, and neither does flortrace.
     if module:
-        sys.path[0] = os.getcwd()
+        if not _safe_path():
+            sys.path[0] = os.getcwd()
         sys.argv[:] = ["-m", *argv]
         return _run_with_runpy(target, True, start)
-    if Path(target).is_dir():
+    if os.path.isdir(target):
         resolve_script(target)  # NoScript when there is no __main__.py
-        sys.path[0] = str(target)
+        if _safe_path():  # a directory's own entry is put first even then
+            sys.path.insert(0, _abspath(target))
+        else:
+            sys.path[0] = _abspath(target)
         sys.argv[:] = [str(target), *argv]
         return _run_with_runpy("__main__", False, start)
     code, globs = prepare_script(target, argv, patch)

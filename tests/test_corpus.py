@@ -3,13 +3,18 @@
 Every script in tests/corpus/ (except helpers_*.py, which scripts import) runs both ways in a temp copy of the
 corpus folder; stdout, stderr and the exit code must be identical. A script's leading comments declare its
 cases: `# argv: a b c` (shlex syntax, one case per line, optionally `=> N` for the exit code Python gives),
-`# exit: N` (the exit code when there are no argv lines) and `# needs: module` (skip when missing). The
+`# exit: N` (the exit code when there are no argv lines), `# needs: module` (skip when missing),
+`# python: -P` (interpreter options, one case per line: `python -P script` against `python -P -m flortrace
+script`), `# since: 3.11` (skip on older Pythons) and `# known: 3.10 3.12 | why` (a known difference, on
+those versions or `all`, that README's Limits explains or work in progress removes: the case must still
+differ there, so that a fix shows and the line goes). The
 declared exit code is checked against plain Python too, so a broken corpus script cannot pass unnoticed.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 import shlex
 import shutil
@@ -25,9 +30,13 @@ REPO = CORPUS.parent.parent
 TIMEOUT = 60
 
 
+VERSION = f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
 def declared_cases(path):
-    """Yield (argv, exit code, needed modules) for each case a script's leading comments declare."""
-    argvs, exit_code, needs = [], 0, []
+    """Yield (argv, exit code, needed modules, interpreter options, marks) for each case a script's
+    leading comments declare."""
+    argvs, exit_code, needs, options, marks = [], 0, [], [], []
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         if not line.startswith("#"):
             break
@@ -40,19 +49,29 @@ def declared_cases(path):
             exit_code = int(value)
         elif key == "needs":
             needs += value.split()
+        elif key == "python":
+            options.append(shlex.split(value))
+        elif key == "since" and sys.version_info < tuple(int(p) for p in value.split(".")):
+            marks.append(pytest.mark.skip(reason=f"needs Python {value.strip()}"))
+        elif key == "known":
+            versions, _, why = value.partition("|")
+            if "all" in versions.split() or VERSION in versions.split():
+                marks.append(pytest.mark.xfail(strict=True, reason=why.strip()))
     for argv, code in argvs or [([], exit_code)]:
-        yield argv, code, needs
+        for option in options or [[]]:
+            yield argv, code, needs, option, marks
 
 
 def script_cases():
     for path in sorted(CORPUS.glob("*.py")):
         if path.name.startswith("helpers_"):
             continue
-        for argv, code, needs in declared_cases(path):
-            label = path.stem + (f"[{' '.join(argv)}]" if argv else "")
-            yield pytest.param([path.name, *argv], code, needs, id=label)
+        for argv, code, needs, options, marks in declared_cases(path):
+            label = path.stem + "".join(f"[{' '.join(words)}]" for words in (argv, options) if words)
+            yield pytest.param([*options, path.name, *argv], code, needs, id=label, marks=marks)
 
 
+SINCE_311 = pytest.mark.skipif(sys.version_info < (3, 11), reason="-P needs Python 3.11")
 OTHER_CASES = [
     pytest.param(["nested/inner_script.py"], 0, [], id="script-in-subfolder"),
     pytest.param(["app_dir", "x", "--flag"], 0, [], id="directory-with-main"),
@@ -64,6 +83,19 @@ OTHER_CASES = [
     pytest.param(["-m", "helpers_broken_syntax"], 1, [], id="module-syntax-error"),
     pytest.param(["-m", "no_such_module"], 1, [], id="nonexistent-module"),
     pytest.param(["-m", "corpus_pkg.missing"], 1, [], id="nonexistent-submodule"),
+    pytest.param(["./raw_paths.py"], 0, [], id="script-dot-path"),
+    pytest.param(["../corpus/raw_paths.py"], 0, [], id="script-dotdot-path"),
+    pytest.param(["./raw_dir"], 0, [], id="directory-dot-path"),
+    pytest.param(["./missing_script.py"], 2, [], id="nonexistent-dot-path"),
+    *(
+        pytest.param([option, *target], code, [], id=f"{option}-{name}", marks=SINCE_311)
+        for option in ("-P", "-I")
+        for target, code, name in (
+            (["raw_paths.py"], 0, "script"),
+            (["raw_dir"], 0, "directory"),
+            (["-m", "corpus_pkg.mod"], 1, "module"),  # no working directory on sys.path: not found
+        )
+    ),
 ]
 
 
@@ -75,11 +107,14 @@ def child_env():
 
 
 def run_both(target, cwd, store):
-    """Start plain Python and flortrace at once; return both (returncode, stdout, stderr)."""
+    """Start plain Python and flortrace at once; return both (returncode, stdout, stderr). Interpreter
+    options before the script (``-P``) are given to both interpreters."""
     env = child_env()
+    options = list(itertools.takewhile(lambda arg: arg.startswith("-") and arg != "-m", target))
+    target = target[len(options) :]
     commands = [
-        [sys.executable, *target],
-        [sys.executable, "-m", "flortrace", "-q", "--store", str(store), *target],
+        [sys.executable, *options, *target],
+        [sys.executable, *options, "-m", "flortrace", "-q", "--store", str(store), *target],
     ]
     procs = [
         subprocess.Popen(

@@ -30,13 +30,25 @@ class ProjectFilter:
         self.root = str(Path(root).resolve())
         self.include, self.exclude = list(include), list(exclude)
         self.system = [d for d in _system_dirs() if not self.root.startswith(d + os.sep) and d != self.root]
+        self._folders = {}  # folder -> its real path: a project imports many modules from a few folders
+
+    def _real(self, path):
+        """``Path(path).resolve()``, with each folder resolved once."""
+        path = os.path.abspath(path)
+        if os.path.islink(path):
+            return os.path.realpath(path)
+        folder, name = os.path.split(path)
+        real = self._folders.get(folder)
+        if real is None:
+            real = self._folders[folder] = os.path.realpath(folder)
+        return os.path.join(real, name)
 
     def relative(self, path):
-        full = str(Path(path).resolve())
+        full = self._real(path)
         return os.path.relpath(full, self.root) if full.startswith(self.root + os.sep) else full
 
     def wants(self, path):
-        full = str(Path(path).resolve())
+        full = self._real(path)
         if not full.startswith(self.root + os.sep) or full.startswith(_OWN + os.sep):
             return False
         parts = Path(full).parts

@@ -35,24 +35,44 @@ def for_loop(iterable, info):
     s = _session
     if s is None or s.deep or _get_ident() != _thread:  # deep: a loop inside a block, untracked
         return iterable
-    return s.for_loop(iterable, info, _getframe(1))
+    frame = _getframe(1)
+    try:
+        return s.for_loop(iterable, info, frame)
+    except BaseException as exc:  # iter() of the iterable, or a user __len__, failed inside our frames
+        s.abandon(info, frame)
+        return _raising(exc)
+
+
+def _raising(exc):
+    """What to loop over so that ``exc`` is raised in the user's frame, at its `for` (FOR_ITER has the
+    position of GET_ITER), by C code: its traceback then shows no frame of flortrace's, as when Python's
+    own iter() fails there. An exhausted generator's throw() raises without running a frame."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_OWN):
+        tb = tb.tb_next
+    return map(_EXHAUSTED.throw, (exc.with_traceback(tb),))
+
+
+_OWN = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_EXHAUSTED = (x for x in ())
+next(_EXHAUSTED, None)
 
 
 def while_enter(info):
     s = _session
-    if s is not None and _get_ident() == _thread:
+    if s is not None and not s.deep and _get_ident() == _thread:  # deep: it cannot become a block
         s.while_enter(info, _getframe(1))
 
 
 def while_tick(info):
     s = _session
-    if s is not None and _get_ident() == _thread:
+    if s is not None and not s.deep and _get_ident() == _thread:  # deep: it is not on the stack
         s.while_tick(info, _getframe(1))
 
 
 def while_exit(info):
     s = _session
-    if s is not None and _get_ident() == _thread:
+    if s is not None and not s.deep and _get_ident() == _thread:
         s.while_exit(info, _getframe(1))
 
 

@@ -199,6 +199,17 @@ class Session:
             return self._block(iterable, self._new_block(info, frame, False))
         return iterable
 
+    def abandon(self, info, frame):
+        """The hook of a for loop failed before the loop ran (its iterable's iter() raised): end what
+        was begun for it, as for a loop of no iterations."""
+        for act in reversed(self.stack):
+            if act.info is info and act.frame is frame and not act.whileloop:
+                if act.role == "top":
+                    self._finish_top(act)
+                else:
+                    self._finish_block(act)
+                break
+
     def _nests(self, top):
         """True when a loop starting now inside ``top`` is a block (confirming ``top`` as main if needed)."""
         if not (top.iterating and top.nested):

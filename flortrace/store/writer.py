@@ -14,6 +14,7 @@ under flortrace ``__main__`` is the user's training script.
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import json
 import os
@@ -61,7 +62,7 @@ class SnapshotWriter:
         self._closing = False
         self._process: subprocess.Popen | None = None
         self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
+        self._thread: _Sender | None = None
         self._registered = False
         self._submitted = 0.0
         self._recv_lock = threading.Lock()
@@ -126,8 +127,7 @@ class SnapshotWriter:
             # One sender thread per job that only sends, gone once the bytes are out; the writer's answers are
             # read by whoever asks next (busy, wait, close). A thread alive at os.fork() would make Python
             # 3.12+ warn in the user's process, so a fork also waits for a send in progress (see below).
-            self._thread = threading.Thread(target=self._serve, name="flortrace-writer", daemon=True)
-            self._thread.start()
+            self._thread = _Sender(self._serve)
             self._cond.notify_all()
         return True
 
@@ -342,6 +342,27 @@ class SnapshotWriter:
             self._sock = None
 
 
+class _Sender:
+    """A thread running ``fn`` that the threading module does not list: scripts that count their threads
+    (threading.active_count(), enumerate()) see none of flortrace's. It must never call
+    threading.current_thread(), which would list it."""
+
+    def __init__(self, fn):
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
+        self.ident = _thread.start_new_thread(self._run, (fn,))
+
+    def _run(self, fn):
+        try:
+            fn()
+        finally:
+            self._done.release()
+
+    def join(self):
+        with self._done:
+            pass
+
+
 _writers: weakref.WeakSet[SnapshotWriter] = weakref.WeakSet()
 
 
@@ -354,7 +375,7 @@ def _finish_sends_before_fork() -> None:
     """Fork from a single-threaded process: wait for a send in progress (not for the disk write)."""
     for writer in list(_writers):
         thread = writer._thread
-        if thread is not None and thread is not threading.current_thread():
+        if thread is not None and thread.ident != threading.get_ident():
             thread.join()
 
 
