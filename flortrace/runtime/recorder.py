@@ -69,8 +69,8 @@ class Recorder(Session):
         self.layouts = fidelity.Layouts()
         self.digest_seconds = 0.0  # time spent digesting epoch ends (charged to the budget as bookkeeping)
         self.tap = OutputTap(self._output_key)
-        self._start = None  # (top activation, payload, problems, items, digest, fingerprints) taken when the
-        # latest loop that may be the first main loop began (see _take_start)
+        self._start = None  # (loop key, payload, problems, items, digest, fingerprints) taken when the latest
+        # loop that may be the first main loop began (see _take_start); no reference to its frame
         self.evidence = evidence.Evidence()
         self._steps_at_main = 0
         self.epoch_loop = epoch_loop  # FILE:LINE of the only loop that may be a main loop, or None
@@ -133,11 +133,11 @@ class Recorder(Session):
         if marks is None:
             marks = changeset.fingerprints(found)
         if self._start is not None and self._start[5] == marks:
-            self._start = (act, *self._start[1:])
+            self._start = (_key(act), *self._start[1:])
         else:
             payload, problems = changeset.capture({("main", *key): obj for key, obj in found.items()})
             items = sorted(k for k in found if not any(p.startswith(f"{k[1]}:") for p in problems))
-            self._start = (act, payload, problems, items, fidelity.take(act.frame, items), marks)
+            self._start = (_key(act), payload, problems, items, fidelity.take(act.frame, items), marks)
         self.policy.add_fixed(perf_counter() - t0)
 
     def may_become_main(self, act):
@@ -272,7 +272,11 @@ class Recorder(Session):
                     self._add_main((scope, name), "rebound in the epoch loop")
             self._invalidate()
         self._witness(act, epoch)
-        if self._snap or (last and self.snapshots) or (self._start is not None and self._start[0] is act):
+        if (
+            self._snap
+            or (last and self.snapshots)
+            or (self._start is not None and self._start[0] == _key(act))
+        ):
             self._checkpoint(act, epoch, last)
         self._add("epochs", (epoch, act.info.id, act.index, time.time() - seconds, seconds))
         run = self.main_runs[-1] if self.main_runs else {}
@@ -305,7 +309,7 @@ class Recorder(Session):
     def _witness(self, act, epoch):
         """What replay must reproduce at this epoch end: the digest of the loop-carried state and RNG states
         (and, the first time, of the state when the loop began), and what the epoch printed."""
-        if self._start is not None and self._start[0] is act:
+        if self._start is not None and self._start[0] == _key(act):
             self._add_digest(act.base, "start", self._start[3], self._start[4])
         if self.snapshots:  # --overhead 0 promises nothing beyond timings: no digests either
             began = perf_counter()
@@ -357,7 +361,7 @@ class Recorder(Session):
 
     def _start_snapshot(self, act):
         """The start snapshot of this main loop as a writer item, once (None when there is none to send)."""
-        if self._start is None or self._start[0] is not act:
+        if self._start is None or self._start[0] != _key(act):
             return None
         _, payload, problems, _, _, _ = self._start
         self._warn(problems)
@@ -573,6 +577,11 @@ class Recorder(Session):
         if self.warned:
             info["warnings"] = sorted(self.warned)
         self.catalog.set_run_info(self.run_id, **info)
+
+
+def _key(act):
+    """A top loop's execution by name, so nothing kept about it holds its frame alive."""
+    return act.info.id, act.seq
 
 
 def _is_loop(info, where):
