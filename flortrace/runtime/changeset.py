@@ -24,7 +24,7 @@ def namespace(frame, modules=()):
         for name, obj in frame.f_globals.items():
             if not name.startswith("__") and _is_state(obj):
                 out[("global", name)] = obj
-    for name, obj in frame.f_locals.items():
+    for name, obj in frames.locals_of(frame).items():
         if not name.startswith("__") and _is_state(obj):
             out[("local", name)] = obj
     for module in modules:
@@ -38,12 +38,13 @@ def namespace(frame, modules=()):
     return out
 
 
-def lookup(frame, scope, name):
-    """Return (scope, value) of an item: a module global, else the name as ``frame`` sees it."""
+def lookup(frame, scope, name, local=None):
+    """Return (scope, value) of an item: a module global, else the name as ``frame`` sees it (``local``: its
+    locals read once, for many lookups)."""
     if scope.startswith(MODULE):
         space = getattr(sys.modules.get(scope[len(MODULE) :]), "__dict__", {})
         return scope, space.get(name, frames.MISSING)
-    return frames.lookup(frame, name)
+    return frames.lookup(frame, name, local=local)
 
 
 def label(scope, name):
@@ -53,9 +54,9 @@ def label(scope, name):
 
 def resolve(frame, names):
     """{(scope, name): obj} for ``names`` bound in ``frame`` (unbound names are left out)."""
-    out = {}
+    out, local = {}, frames.locals_of(frame)
     for name in names:
-        scope, obj = frames.lookup(frame, name)
+        scope, obj = frames.lookup(frame, name, local=local)
         if obj is not frames.MISSING and _is_state(obj):
             out[(scope, name)] = obj
     return out
@@ -63,9 +64,9 @@ def resolve(frame, names):
 
 def resolve_items(frame, items):
     """{(scope, name): obj} for ``(scope, name)`` items still bound to state-like objects."""
-    out = {}
+    out, local = {}, frames.locals_of(frame)
     for scope, name in items:
-        found_scope, obj = lookup(frame, scope, name)
+        found_scope, obj = lookup(frame, scope, name, local)
         if obj is not frames.MISSING and _is_state(obj):
             out[(found_scope, name)] = obj
     return out
@@ -132,12 +133,13 @@ def restore(payload, frames_by_where):
     Raises Unsupported, before changing anything, when an unbound name's object cannot be built."""
     shared = state.RestoreContext(records=payload["objects"]) if payload.get("shared") else None
     live, rebind, bound, later = {}, {}, [], []
+    local = {where: frames.locals_of(frame) for where, frame in frames_by_where.items()}
     for entry in payload["names"]:
         where, scope, name, idx = entry
         frame = frames_by_where.get(where)
         if frame is None:
             continue
-        _, current = lookup(frame, scope, name)
+        _, current = lookup(frame, scope, name, local[where])
         if current is frames.MISSING:
             why = state.unbuildable(payload["objects"][idx])
             if why is not None:

@@ -595,11 +595,12 @@ def _is_loop(info, where):
 def _resolve(keys, frames_by_where):
     """{(where, scope, name): obj} for the keys still bound to state-like objects."""
     out = {}
+    local = {where: frames.locals_of(frame) for where, frame in frames_by_where.items()}
     for where, scope, name in keys:
         frame = frames_by_where.get(where)
         if frame is None:
             continue
-        found_scope, obj = changeset.lookup(frame, scope, name)
+        found_scope, obj = changeset.lookup(frame, scope, name, local[where])
         if obj is not MISSING and changeset._is_state(obj):
             out[(where, found_scope, name)] = obj
     return out

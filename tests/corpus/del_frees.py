@@ -1,4 +1,3 @@
-# known: 3.10 3.11 3.12 | r03, the runtime part of issue 14: frame.f_locals reads keep locals alive
 """r03: `del m` frees m at once (weakref callbacks, __del__, closing files)."""
 import weakref
 

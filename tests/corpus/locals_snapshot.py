@@ -1,4 +1,4 @@
-# known: 3.10 3.11 3.12 | r02, the runtime part of issue 14: frame.f_locals reads refresh locals() snapshots
+# known: 3.10 3.11 3.12 | before 3.13 reading a frame's f_locals refreshes the dict locals() returned
 """r02: a dict returned by locals() is not refreshed behind the script's back."""
 
 
