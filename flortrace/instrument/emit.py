@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 
-from bytecode import Instr
+from bytecode import Instr, Label
 
 _V = sys.version_info[:2]
 NO_LINE = object()
@@ -70,6 +70,16 @@ def call_discard(fn, arg, lineno=None):
     else:
         head = [_instr("LOAD_CONST", fn, lineno), _instr("PUSH_NULL", lineno=lineno)]
     return head + [_instr("LOAD_CONST", arg, lineno)] + _call(1, lineno) + [_instr("POP_TOP", lineno=lineno)]
+
+
+def call_if(flag_of, flag, fn, arg, lineno=None):
+    """``if flag_of.flag: fn(arg)``, the result dropped: a hook that costs an attribute test while it is off
+    (a while loop's tick, per iteration). ``flag`` must be a bool (3.13 jumps on bools only)."""
+    skip = Label()
+    attr = (False, flag) if _V >= (3, 12) else flag
+    jump = "POP_JUMP_FORWARD_IF_FALSE" if _V == (3, 11) else "POP_JUMP_IF_FALSE"
+    test = [_instr("LOAD_CONST", flag_of, lineno), _instr("LOAD_ATTR", attr, lineno), _instr(jump, skip, lineno)]
+    return test + call_discard(fn, arg, lineno) + [skip]
 
 
 def jump_to(label, interruptible=False):

@@ -43,12 +43,15 @@ class LoopInfo:
 
     Pickles by value (cloudpickle ships functions with their code), with its effects worked out."""
 
-    __slots__ = ("id", "file", "qualname", "ordinal", "kind", "lineno", "end_lineno", "_effects", "_where")
+    __slots__ = (
+        "id", "file", "qualname", "ordinal", "kind", "lineno", "end_lineno", "_effects", "_where", "ticking"
+    )
 
     def __init__(self, id, file, qualname, ordinal, kind, lineno, end_lineno, effects=None, where=None):
         self.id, self.file, self.qualname, self.ordinal = id, file, qualname, ordinal
         self.kind, self.lineno, self.end_lineno = kind, lineno, end_lineno
         self._effects, self._where = effects, where  # where: (Origin, const path, loop position)
+        self.ticking = False  # a while loop's tick calls its hook only while the runtime tracks the loop
 
     @property
     def effects(self) -> LoopEffects:

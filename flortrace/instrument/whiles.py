@@ -261,7 +261,7 @@ def patch(shape: Shape, loop: Loop, info, hooks, edits):
         else:
             edits.retarget[id(instr)] = entry
     edits.post.setdefault(loop.tick, []).extend(
-        emit.call_discard(hooks.while_tick, info, _line_after(instrs, loop.tick))
+        emit.call_if(info, "ticking", hooks.while_tick, info, _line_after(instrs, loop.tick))
     )
 
     def pop(line):  # 3.10: the loop's block goes with it

@@ -131,6 +131,7 @@ class Session:
         self.block_seq = 0
         self.top_runs: dict[str, int] = {}  # loop id -> how many times it ran as a top loop
         self.deep = False  # see _restack
+        self._ticking = set()  # LoopInfos of the while loops on the stack whose ticks are wanted
 
     # ---- what subclasses override -------------------------------------------------------------
     def on_top_enter(self, act):
@@ -353,6 +354,14 @@ class Session:
         self.deep = (len(stack) >= 2 and not stack[-1].whileloop) or (
             len(stack) == 1 and not stack[0].nested and not stack[0].whileloop
         )
+        # The while loops whose ticks are wanted: tracked ones. The others' patched ticks skip the hook.
+        ticking = {a.info for a in stack if a.whileloop and (a.role != "top" or a.nested)}
+        if ticking != self._ticking:
+            for info in self._ticking - ticking:
+                info.ticking = False
+            for info in ticking - self._ticking:
+                info.ticking = True
+            self._ticking = ticking
 
     def _drop_stale(self, frame):
         """Forget while loops left by an exception (their frames are no longer running)."""
@@ -375,6 +384,7 @@ class Session:
             if self.transparent(act):
                 return
             self.stack.append(act)
+            self._restack()
             self.on_top_enter(act)
         elif depth == 1 and self._nests(self.stack[0]):
             act = self._new_block(info, frame, True)
