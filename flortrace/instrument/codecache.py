@@ -19,6 +19,7 @@ from types import CodeType
 
 import bytecode
 
+from ..store.access import FOLDER_MODE, UnsafeStore, open_nofollow
 from .patch import LoopInfo, Origin
 
 _FORMAT = 1
@@ -48,7 +49,8 @@ class CodeCache:
         self._hook_names = {id(fn): name for name, fn in vars(hooks).items()}
 
     def _file(self, path, rel):
-        name = hashlib.blake2b(f"{self.tag}\0{path}\0{rel}".encode(), digest_size=16).hexdigest()
+        key = f"{self.tag}\0{path}\0{rel}".encode("utf-8", "surrogatepass")  # file names need not be UTF-8
+        name = hashlib.blake2b(key, digest_size=16).hexdigest()
         return self.folder / name
 
     @staticmethod
@@ -83,10 +85,12 @@ class CodeCache:
         final = self._file(path, rel)
         tmp = final.with_name(f".{final.name}-{os.getpid()}")  # several processes may write one module
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(data)
+            for folder in (self.folder.parent, self.folder):  # private like the rest of the store
+                folder.mkdir(mode=FOLDER_MODE, exist_ok=True)
+            with os.fdopen(open_nofollow(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb") as out:
+                out.write(data)
             os.replace(tmp, final)
-        except OSError:
+        except (OSError, UnsafeStore):  # a planted link is never followed
             try:
                 tmp.unlink()
             except OSError:
