@@ -427,8 +427,8 @@ class Recorder(Session):
         self._own += perf_counter() - t0 - stall
 
     # ---- logs and catalog rows ---------------------------------------------------------------------
-    def log(self, name, value, lineno=None):
-        self._add("logs", log_row(name, value, *self.position(), lineno, "record"))
+    def log(self, name, value, lineno=None, step=None):
+        self._add("logs", log_row(name, value, *self.position(), lineno, "record", step))
 
     def _decide(self, epoch, kind, loop_id, action, reason):
         self._add("decisions", (epoch, kind, loop_id, action, reason))

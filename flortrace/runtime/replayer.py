@@ -384,9 +384,9 @@ class Replayer(Session):
         return None if recorded is None else recorded["items"]
 
     # ---- logs and fidelity ----------------------------------------------------------------------
-    def log(self, name, value, lineno=None):
-        epoch, step, loop_id = self.position()
-        row = log_row(name, value, epoch, step, loop_id, lineno, "replay")
+    def log(self, name, value, lineno=None, step=None):
+        row = log_row(name, value, *self.position(), lineno, "replay", step)
+        epoch, step = row["epoch"], row["step"]
         k = self.seen.get((name, epoch, step), 0)
         self.seen[(name, epoch, step)] = k + 1
         key = (name, epoch, step, k)
