@@ -185,7 +185,8 @@ def runs(argv):
         print("no runs recorded yet")
         return 0
     view = [dict(r, started=_when(r["started"]), bytes=_size(r["bytes"] or 0)) for r in rows]
-    _table(view, ["id", "status", "started", "epochs", "checkpoints", "memos", "logs", "bytes", "script"])
+    columns = ["id", "name", "status", "started", "epochs", "checkpoints", "memos", "logs", "bytes", "script"]
+    _table(view, columns)
     return 0
 
 
@@ -308,21 +309,16 @@ def _write_logs(rows, ns):
             out.close()
         return None
     if ns.format == "parquet":
+        from .export.frame import parquet_frame
+
         try:
-            import pandas as pd
-        except ImportError:
+            parquet_frame(rows).to_parquet(ns.output)
+        except ImportError as exc:
             print(
-                "flortrace: --format parquet needs pandas and pyarrow: pip install 'flortrace[parquet]'",
+                f"flortrace: --format parquet needs pandas and pyarrow ({exc}): "
+                "pip install 'flortrace[parquet]'",
                 file=sys.stderr,
             )
-            return 2
-        frame = pd.DataFrame(
-            [{c: (json.dumps(r[c]) if c == "value" else r[c]) for c in columns} for r in rows]
-        )
-        try:
-            frame.to_parquet(ns.output)
-        except ImportError as exc:
-            print(f"flortrace: {exc}", file=sys.stderr)
             return 2
         return None
     if not rows:
