@@ -61,6 +61,10 @@ def replaying():
     return _world.active()
 
 
+# Importing the replay verb's module, flortrace/replaying.py, rebinds the name; world.py binds it again.
+_replaying = replaying
+
+
 _log_failures = []
 
 

@@ -14,6 +14,7 @@ DEFAULTS = {
     "workers": 1,
     "backend": "local",
     "tolerance": 0.0,
+    "isolate": True,  # replay keeps the script's trackers and files out of the recording's (runtime/world.py)
 }
 _TYPES = {"overhead": float, "workers": int, "tolerance": float}
 
@@ -24,7 +25,7 @@ class ConfigError(Exception):
 
 def _coerce(key, value, where):
     try:
-        if key == "quiet":
+        if key in ("quiet", "isolate"):
             return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
         if key in ("include", "exclude"):
             return [v for v in value.split(",") if v] if isinstance(value, str) else list(value)

@@ -502,35 +502,43 @@ def break_into(session, frame):
 
 # ---- python -m flortrace console --------------------------------------------------------------------
 def console_main(argv: list[str]) -> int:
-    """``flortrace console [--run ID] [--store DIR] [-q] [--force] script.py [args...]``."""
+    """``flortrace console [--run ID] [--store DIR] [-q] [--force] (script.py | -m module) [args...]``."""
     p = argparse.ArgumentParser(
         prog="flortrace console",
         description="Open a pdb-like console over a recorded run: travel to any epoch, inspect, step, watch.",
+        epilog="Without script arguments the recorded ones are used. Ctrl-C stops a running command "
+        "(c, n, epoch ...) at the next line of the script and gives the prompt back.",
     )
     p.add_argument("--run", type=int, help="run id (default: the latest recorded run of the script)")
     p.add_argument("--store", help="store folder (default ./.flortrace, env FLORTRACE_STORE)")
     p.add_argument("-q", "--quiet", action="store_true", default=None, help="no flortrace notices on stderr")
     p.add_argument("--force", action="store_true", help="open even if the edit changes state or loops")
+    p.add_argument("-m", dest="module", help="a module recorded with -m (as python -m)")
     p.add_argument("target", nargs="?", help="the (possibly edited) script")
-    p.usage = "flortrace console [options] script.py [args ...]"
-    own, args = split_at_script(argv, {"--run", "--store"})
+    p.usage = "flortrace console [options] (script.py | -m module) [args ...]"
+    own, args = split_at_script(argv, {"--run", "--store", "-m"})
     ns = p.parse_args(own)
-    if ns.target is None:
+    if ns.module:
+        target, args = ns.module, ([ns.target] if ns.target else []) + args
+    elif ns.target is None:
         p.error("no script given")
+    else:
+        target = ns.target
     from .store import StoreError
 
     try:
         settings = config.load({"store": ns.store, "quiet": ns.quiet})
-        return _console(ns.target, args, settings, ns.run, ns.force)
+        return _console(target, args, settings, ns.run, ns.force, bool(ns.module))
     except (StoreError, config.ConfigError) as exc:
         print(f"flortrace: error: {exc}", file=sys.stderr)
         return 2
 
 
-def _console(target, args, settings, run_id, force):
+def _console(target, args, settings, run_id, force, module):
     from .driver import run_under
     from .replay.planner import PlanError
-    from .replaying import make_plan
+    from .replaying import guarded_folders, make_plan
+    from .runtime import world
     from .runtime.recorder import stderr_notice
     from .store import Store
     from .store.writer import load_snapshot
@@ -539,11 +547,12 @@ def _console(target, args, settings, run_id, force):
     store = Store.open_existing(settings["store"])
     try:
         try:
-            run, plan = make_plan(store, target, args, settings, False, run_id, None, force)
+            run, plan = make_plan(store, target, args, settings, module, run_id, None, force)
         except PlanError as exc:
             print(f"flortrace: refusing to open the console: {exc}", file=sys.stderr)
             return 2
         store.catalog.hold_run(run["id"])  # `rm` refuses the run while the console is open
+        args = list(args) or list(run["argv"] or [])  # as replay: the recorded arguments by default
         if not plan.mains:
             print(f"flortrace: error: run {run['id']} has no epoch loop to travel in", file=sys.stderr)
             return 2
@@ -553,9 +562,14 @@ def _console(target, args, settings, run_id, force):
             plan, lambda manifest: load_snapshot(store, manifest), store.catalog, run["id"], notify
         )
         console = session.driver = Console(session)
+        world.empty(store.root, run["id"])
+        folders = guarded_folders(target, module)
         try:
-            with breakpoints(session):
-                exc = run_under(session, target, args, False, settings)
+            with (
+                breakpoints(session),
+                world.guard(store.root, run["id"], folders, notify, settings["isolate"]),
+            ):
+                exc = run_under(session, target, args, module, settings)
         except (runner.NoScript, SyntaxError) as failure:
             return runner.report_start_failure(failure)
         finally:

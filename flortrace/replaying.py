@@ -13,7 +13,7 @@ from . import runner
 from .driver import project_root, run_under
 from .replay import planner
 from .replay.parallel import replay_parallel
-from .runtime import fidelity
+from .runtime import fidelity, world
 from .runtime.recorder import stderr_notice
 from .runtime.replayer import Replayer
 from .store import Store, StoreError
@@ -105,6 +105,8 @@ def replay(
         for change in version_changes(run.get("versions") or {}):
             notify(f"warning: {change}: results may differ in the last bits")
             causes.append(change)
+    if segment is None:
+        world.empty(store.root, run["id"])  # the replay's own folder, for what the script writes
     if settings["workers"] > 1 and segment is None:
         store.close()
         return replay_parallel(target, argv, settings, module, run, plan, notify, force)
@@ -125,7 +127,10 @@ def replay(
 
     pid = os.getpid()
     try:
-        with breakpoints(replayer, interactive=segment is None):
+        with (
+            breakpoints(replayer, interactive=segment is None),
+            world.guard(store.root, run["id"], guarded_folders(target, module), notify, settings["isolate"]),
+        ):
             exc = run_under(replayer, target, argv, module, settings)
     except (runner.NoScript, SyntaxError) as failure:
         return runner.report_start_failure(failure)
@@ -135,6 +140,12 @@ def replay(
     replayer.finish()
     store.close()
     return report(replayer, run, code, notify)
+
+
+def guarded_folders(target, module):
+    """Where the script's writes are redirected during replay (runtime/files.py): the working directory
+    and the project folder."""
+    return [os.getcwd(), str(project_root(target, module))]
 
 
 OWN_OPTIONS = {"--run", "--epochs", "--workers", "--backend", "--plan", "--force", "--tolerance", "--store"}

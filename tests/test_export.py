@@ -1,5 +1,5 @@
 """flortrace export: TensorBoard and MLflow files read back with their own readers (recorded wall times,
-parsed params, updates instead of copies), csv/json/parquet files, and one-line messages for what is missing."""
+parsed params, updates instead of copies), csv/json/parquet files, one-line messages for what is missing."""
 
 from __future__ import annotations
 
