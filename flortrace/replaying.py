@@ -13,7 +13,7 @@ from . import runner
 from .driver import project_root, run_under
 from .replay import planner
 from .replay.parallel import replay_parallel
-from .runtime import fidelity, world
+from .runtime import fidelity, progress, world
 from .runtime.recorder import stderr_notice
 from .runtime.replayer import Replayer
 from .store import Store, StoreError
@@ -130,6 +130,7 @@ def replay(
         with (
             breakpoints(replayer, interactive=segment is None),
             world.guard(store.root, run["id"], guarded_folders(target, module), notify, settings["isolate"]),
+            progress.shown(replayer, enabled=segment is None and not settings["quiet"]),
         ):
             exc = run_under(replayer, target, argv, module, settings)
     except (runner.NoScript, SyntaxError) as failure:

@@ -18,7 +18,7 @@ import math
 from .. import state
 from ..state import digest as digests
 from ..store import CorruptBlob
-from . import changeset, fidelity, hindsight
+from . import changeset, fidelity, hindsight, progress
 from .logvalues import log_row
 from .output import OutputTap
 from .session import Session
@@ -58,6 +58,7 @@ class Replayer(Session):
         self.failed_epoch = None  # the epoch whose values are not the recording's (stop or --force)
         self.printed = None  # the first output difference seen: (epoch, recorded line, replayed line)
         self.start_state = None  # "reproduced", "restored", "missing" or None (no start snapshot)
+        self.progress = progress.SILENT  # the progress line (runtime/progress.py) sets itself here
         self._epoch_facts()
 
     def _epoch_facts(self):
@@ -205,6 +206,7 @@ class Replayer(Session):
     def on_epoch_start(self, act):
         self._epoch_facts()
         self.executed_epochs.append(self.epoch)
+        self.progress.epoch_started(self.epoch)
 
     def on_epoch_end(self, act, last):
         epoch = self.epoch
@@ -215,6 +217,7 @@ class Replayer(Session):
         if self.value_diffs:
             self._diverge(f"at epoch {epoch}", epoch, self.value_diffs)
         self._verify(epoch, act.frame, f"at the end of epoch {epoch}")
+        self.progress.epoch_ended(epoch)
 
     def _verify(self, epoch, frame, where):
         recorded = self.plan.digests.get((epoch, "end"))
