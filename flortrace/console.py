@@ -17,6 +17,7 @@ import math
 import pdb
 import re
 import runpy
+import signal
 import sys
 import traceback
 import weakref
@@ -62,7 +63,7 @@ class Console(pdb.Pdb):
         super().__init__(
             stdin=stdin if self.tty else _Echo(stdin, stdout),
             stdout=stdout,
-            skip=["flortrace", "flortrace.*"],
+            skip=["flortrace", "flortrace.*", "bdb", "pdb"],
             readrc=False,
         )
         self.use_rawinput = self.tty and stdin is sys.stdin
@@ -111,10 +112,11 @@ class Console(pdb.Pdb):
             self.botframe = _script_frame(frame)
 
     def _resume(self, frame):
-        """After a stop made outside a trace event, trace again if the command asks to stop somewhere."""
+        """After a stop made outside a trace event, trace again if the command asks to stop somewhere: at a
+        breakpoint (also where a jump runs its line), or by stepping (never into the travel itself)."""
         if self.quitting:
             raise Quit(0)
-        if getattr(self.session, "heading", False) or (self.stoplineno == -1 and not self.breaks):
+        if not self.breaks and (getattr(self.session, "heading", False) or self.stoplineno == -1):
             return
         self._trace_from(frame)
 
@@ -126,6 +128,20 @@ class Console(pdb.Pdb):
                 break
             f = f.f_back
         sys.settrace(self.trace_dispatch)
+
+    def _go(self):
+        """Let the session travel (its own stops end it) as ``c`` lets the script run: Ctrl-C stops it at the
+        next line of the script, and breakpoints stop it where a jump runs a line they are on."""
+        if not self.nosigint:
+            try:
+                pdb.Pdb._previous_sigint_handler = signal.signal(signal.SIGINT, self.sigint_handler)
+            except ValueError:  # not the main thread
+                pass
+        if self.breaks:
+            self.set_continue()
+        else:
+            self._detach()
+        return 1
 
     def _detach(self):
         """Stop tracing: the session travels and stops by itself."""
@@ -141,11 +157,12 @@ class Console(pdb.Pdb):
             raise Quit(0) from None
 
     def set_trace(self, frame=None, *args, **kwargs):
-        """Start stepping at ``frame`` (pdb's Ctrl-C handler calls this) without moving the bottom frame."""
+        """Start stepping at ``frame`` (pdb's Ctrl-C handler calls this) without moving the bottom frame.
+        Stepping is set before tracing starts: the other way round, the debugger stopped in its own code."""
         frame = frame or sys._getframe().f_back
         self._enter(frame)
-        self._trace_from(frame)
         self.set_step()
+        self._trace_from(frame)
 
     # ---- stops ------------------------------------------------------------------------------------
     def interaction(self, frame, tb):
@@ -153,6 +170,9 @@ class Console(pdb.Pdb):
         banner, self._banner = self._banner, None
         if banner is None and epoch is not None and (epoch, step) != self._shown:
             banner = _position(epoch, step, loop_id)
+        destination = getattr(self.session, "destination", None)
+        if destination is not None and banner is not None:
+            banner += f" (on the way to epoch {destination}: `c` goes on, `epoch N` goes elsewhere)"
         self._shown = (epoch, step)
         if self._watch is not None:
             self._show_watch()
@@ -198,8 +218,7 @@ class Console(pdb.Pdb):
         except TravelError as exc:
             self.error(str(exc))
             return None
-        self._detach()
-        return 1
+        return self._go()
 
     do_goto = do_epoch
 
@@ -239,8 +258,7 @@ class Console(pdb.Pdb):
             self.error(str(exc))
             return None
         self._watch = (expr, results)
-        self._detach()
-        return 1
+        return self._go()
 
     complete_watch = pdb.Pdb._complete_expression
 
