@@ -447,6 +447,8 @@ def test_console_of_a_module(tmp_path):
     (folder / "pkg" / "train.py").write_text(TRAIN)
     out = flortrace(folder, "-q", "-m", "pkg.train", "4")
     assert out.returncode == 0, out.stderr
-    shown = flortrace(folder, "console", "-q", "-m", "pkg.train", stdin="epoch 2\np epoch\nq\n")
+    commands = "epoch 2\np epoch\np __import__('flortrace').replaying()\nq\n"
+    shown = flortrace(folder, "console", "-q", "-m", "pkg.train", stdin=commands)  # the recorded arguments
     assert shown.returncode == 0, shown.stderr
     assert answers(shown.stdout, "p epoch") == ["2"] and "flortrace: top of epoch 2" in shown.stdout
+    assert answers(shown.stdout, "p __import__('flortrace').replaying()") == ["True"]

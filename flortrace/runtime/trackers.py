@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from .patching import Patches, PostImport
+from .world import shown
 
 MLFLOW_MODULES = ("mlflow", "mlflow.tracking", "mlflow.tracking._tracking_service.utils")
 
@@ -72,8 +73,8 @@ class Trackers:
             moved = self.logdir(log_dir)
             self._once(
                 ("tensorboard", moved),
-                f"replay: the script's TensorBoard writer for {os.fspath(log_dir)} writes into {moved}, "
-                "not into its logdir",
+                f"replay: the script's TensorBoard writer for {os.fspath(log_dir)} writes into "
+                f"{shown(moved)}, not into its logdir",
             )
             init(w, moved, *args, **kwargs)
 

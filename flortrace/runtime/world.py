@@ -22,6 +22,12 @@ def active():
     return _active
 
 
+def shown(path):
+    """``path`` as notices show it: relative to the working directory when inside it."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith(os.pardir) else rel
+
+
 def folder(store_root, run_id):
     """The replay's own folder for run ``run_id``: inside the store, private like it."""
     return os.path.join(os.fspath(store_root), "replays", f"run-{run_id}")
@@ -74,8 +80,8 @@ def guard(store_root, run_id, roots, notify, isolate=True):
                 if not said:
                     said.append(original)
                     notify(
-                        f"replay: files the script writes go into {files}, not over the recorded run's "
-                        f"(first: {os.path.relpath(original)})"
+                        f"replay: files the script writes go into {shown(files)}, not over the recorded "
+                        f"run's (first: {shown(original)})"
                     )
 
             overlay = Overlay(files, roots, [os.fspath(store_root), tempfile.gettempdir()], written)
