@@ -21,6 +21,7 @@ import errno
 import functools
 import io
 import os
+import pathlib
 import shutil
 import stat
 
@@ -311,6 +312,19 @@ class Overlay:
             (shutil, "rmtree", self.rmtree),
         ]:
             self.patches.patch(owner, name, value)
+        accessor = getattr(pathlib, "_NormalAccessor", None)  # Python 3.10: pathlib keeps its own references
+        for name, value in [
+            ("open", self.open),
+            ("stat", self.stat),
+            ("lstat", self.lstat),
+            ("mkdir", self.mkdir),
+            ("rename", self.rename),
+            ("replace", self.replace),
+            ("unlink", self.remove),
+            ("rmdir", self.rmdir),
+        ]:
+            if accessor is not None and hasattr(accessor, name):
+                self.patches.patch(accessor, name, staticmethod(value))
         self._imports.install()
 
     def uninstall(self):
