@@ -90,13 +90,15 @@ class Overlay:
 
     def __init__(self, folder, roots, keep_out, written):
         self.folder = os.path.abspath(folder)
-        self.roots = []  # (root, sub-folder of the overlay it maps to)
-        for root in dict.fromkeys(os.path.abspath(r) for r in roots):
-            sub = "" if not self.roots else os.path.join("_abs", root.lstrip(os.sep))
-            self.roots.append((root, sub))
-        self.keep_out = [os.path.abspath(p) for p in (*keep_out, folder)]
+        self.roots = []  # (root + "/", where in the overlay it maps to, folders kept out inside it + "/")
+        outs = [os.path.join(os.path.abspath(p), "") for p in (*keep_out, folder)]
+        for root in dict.fromkeys(os.path.join(os.path.abspath(r), "") for r in roots):
+            sub = self.folder if not self.roots else os.path.join(self.folder, "_abs", root.strip(os.sep))
+            self.roots.append((root, sub, [out for out in outs if out.startswith(root) and out != root]))
         self.written = written
         self.hidden = set()  # originals the script removed or renamed away (still on disk)
+        self.present = set()  # originals written into the overlay (reads of others need no look there)
+        self.present_dirs = set()  # ... and folders moved or copied there whole
         self.patches = Patches()
         self._guarded = set()
         self._imports = PostImport({"torch.serialization": self._torch, "torch": self._torch})
@@ -106,23 +108,40 @@ class Overlay:
         """(original, overlay) absolute paths for a guarded ``path``, else None. Folders kept out (the
         store, the temporary folder) count only inside a guarded folder: a working directory under /tmp
         is guarded all the same."""
-        if isinstance(path, int):
-            return None
-        try:
-            full = os.path.abspath(os.fsdecode(os.fspath(path)))
-        except (TypeError, ValueError):
-            return None
-        for root, sub in self.roots:
-            if full == root or not full.startswith(root.rstrip(os.sep) + os.sep):
-                continue
-            for out in self.keep_out:
-                if len(out) > len(root) and (full == out or full.startswith(out + os.sep)):
-                    return None
-            rel = os.path.relpath(full, root)
-            if any(part.startswith(".") for part in rel.split(os.sep)):
+        if type(path) is not str:
+            if isinstance(path, int):
                 return None
-            return full, os.path.join(self.folder, sub, rel)
+            try:
+                path = os.fsdecode(os.fspath(path))
+            except (TypeError, ValueError):
+                return None
+        full = path if path.startswith(os.sep) else os.getcwd() + os.sep + path  # abspath, done cheaply:
+        if os.sep + "." in full or os.sep * 2 in full or full.endswith(os.sep):  # open and stat are hot
+            full = os.path.normpath(full)
+        for root, sub, outs in self.roots:
+            if not full.startswith(root):
+                continue
+            if outs and any((full + os.sep).startswith(out) for out in outs):
+                return None
+            rel = full[len(root) :]
+            if rel.startswith(".") or (os.sep + ".") in rel:
+                return None
+            return full, os.path.join(sub, rel)
         return None
+
+    def _maybe_written(self, original):
+        """Whether the overlay may hold ``original`` (False: it does not, no need to look)."""
+        if original in self.present:
+            return True
+        path = original
+        while self.present_dirs:
+            parent = os.path.dirname(path)
+            if parent == path:
+                return False
+            if parent in self.present_dirs:
+                return True
+            path = parent
+        return False
 
     def is_hidden(self, original):
         if not self.hidden:
@@ -143,12 +162,20 @@ class Overlay:
         """Make ``overlay`` ready to be written: its folder exists; with ``copy``, it starts as the original
         (appending, updating in place)."""
         if not _lexists(overlay):
-            _makedirs(os.path.dirname(overlay))
+            self._made(original, overlay)
             if copy and not self.is_hidden(original) and _is(original, stat.S_ISREG):
                 shutil.copy2(original, overlay)
             self.written(original)
         self._revive(original)
         return overlay
+
+    def _made(self, original, overlay):
+        """``overlay``'s folders exist, and it and they count as written."""
+        _makedirs(os.path.dirname(overlay))
+        path = original
+        while path not in self.present and self.target(path) is not None:
+            self.present.add(path)
+            path = os.path.dirname(path)
 
     def _revive(self, original):
         """``original`` exists again (written after being removed): what was under it stays hidden."""
@@ -159,12 +186,15 @@ class Overlay:
 
     def path_for(self, path, mode):
         """The path to open for ``path`` in ``mode``: the overlay for writes and for what was written."""
+        reading = not any(c in mode for c in "wax+")
+        if reading and not self.present and not self.present_dirs and not self.hidden:
+            return path  # nothing written nor removed yet: the fast way for a script that only reads
         found = self.target(path)
         if found is None:
             return path
         original, overlay = found
-        if not any(c in mode for c in "wax+"):
-            if _lexists(overlay):
+        if reading:
+            if self._maybe_written(original) and _lexists(overlay):
                 return overlay
             if self.is_hidden(original):
                 raise _error(errno.ENOENT, path)
@@ -205,7 +235,7 @@ class Overlay:
         parent = os.path.dirname(original)
         if not self._exists(parent, os.path.dirname(overlay)) and self.target(parent) is not None:
             raise _error(errno.ENOENT, path)
-        _makedirs(os.path.dirname(overlay))
+        self._made(original, overlay)
         _REAL["mkdir"](overlay, mode)
         self.written(original)
         self._revive(original)
@@ -236,6 +266,8 @@ class Overlay:
                 if exc.errno != errno.EXDEV:
                     raise
                 shutil.move(moving, to)
+        if target is not None and _is(to, stat.S_ISDIR):
+            self.present_dirs.add(target[0])
         if source is not None and _lexists(source[0]):
             self.hidden.add(source[0])
 
