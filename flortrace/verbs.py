@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import config
 from .cli import split_at_script
+from .runtime import world
 from .store import Store, StoreError
 
 MAX_RUN_ID = 2**63 - 1  # SQLite's largest integer
@@ -338,11 +339,16 @@ def _emit(text, path):
 
 # ---- rm, gc -------------------------------------------------------------------------------------
 def rm(argv):
-    p = _parser("rm", "Delete runs from the catalog (their blobs are freed by gc); all or none.")
+    p = _parser(
+        "rm",
+        "Delete runs from the catalog (their blobs are freed by gc, their replays' files now); all or none.",
+    )
     p.add_argument("runs", type=run_id, nargs="+")
     ns = p.parse_args(argv)
     with Store.open_existing(_settings(ns)["store"]) as store:
         store.catalog.delete_runs(ns.runs)  # checks every run first: `rm 1 999` removes nothing
+        for removed in ns.runs:
+            world.remove(store.root, removed)  # what the script wrote during its replays (runtime/world.py)
     for removed in dict.fromkeys(ns.runs):
         print(f"removed run {removed}")
     return 0

@@ -163,6 +163,7 @@ def test_files_the_script_writes_stay_the_recordings(tmp_path):
     again = cli(folder, "replay", "-q", "train.py")  # the replay's folder starts empty every time
     assert again.returncode == 0 and len((files / "out" / "log.csv").read_text().splitlines()) == 8
     assert "flortrace" not in again.stderr
+    assert cli(folder, "rm", "1").returncode == 0 and not replay_folder(folder).exists()
 
 
 def test_isolate_off_writes_as_the_script_does(tmp_path):

@@ -33,15 +33,21 @@ def folder(store_root, run_id):
     return os.path.join(os.fspath(store_root), "replays", f"run-{run_id}")
 
 
-def empty(store_root, run_id):
-    """Empty the replay's folder of a run, when a replay starts (the workers of a parallel replay share the
-    one their parent emptied)."""
+def remove(store_root, run_id):
+    """Delete the replay's folder of a run (``rm`` of the run); links are not followed."""
     import shutil
 
     path = folder(store_root, run_id)
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+
+
+def empty(store_root, run_id):
+    """Empty the replay's folder of a run, when a replay starts (the workers of a parallel replay share the
+    one their parent emptied)."""
+    path = folder(store_root, run_id)
     try:
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
+        remove(store_root, run_id)
         os.makedirs(path, mode=0o700, exist_ok=True)
     except OSError as exc:
         from ..store import StoreError
