@@ -82,12 +82,14 @@ def replay(argv):
     p.add_argument("--backend", choices=["local", "ray"], help="where workers run (default local processes)")
     p.add_argument("--address", help="Ray cluster address for --backend ray (default: start a local Ray)")
     p.add_argument("--segment", help=argparse.SUPPRESS)
-    p.add_argument("-q", "--quiet", action="store_true", default=None, help="no flortrace notices on stderr")
+    p.add_argument("-q", "--quiet", action="store_true", default=None, help="no notices, no progress line")
     p.add_argument("-m", dest="module", help="replay a module recorded with -m")
     p.add_argument("target", nargs="?", help="the (edited) script")
     p.usage = "flortrace replay [options] script.py [args ...]"
     p.epilog = (
-        "Without script arguments the recorded ones are used. Exit code: the script's; 3 when the replay "
+        "Without script arguments the recorded ones are used. The script's TensorBoard, W&B and MLflow "
+        "runs and the files it writes go into STORE/replays/run-<id>, not over the recording's "
+        "(FLORTRACE_ISOLATE=0: where the script says). Exit code: the script's; 3 when the replay "
         "does not reproduce the recording (the report names the epoch, the state that differs and the likely "
         "cause); 2 for usage errors."
     )
