@@ -6,30 +6,63 @@ run ``python -m flortrace replay train.py`` to get their values for every epoch 
 
 from __future__ import annotations
 
+import operator
 import sys
 import time as _time
+from collections.abc import Mapping
 
 from .runtime import hooks as _hooks
+from .runtime import world as _world
 
 _imported = _time.perf_counter()  # record charges its start-up from here on to the overhead budget
 
 __version__ = "0.1.0"
-__all__ = ["log", "breakpoint", "dataframe", "__version__"]
+__all__ = ["log", "replaying", "breakpoint", "dataframe", "__version__"]
+
+_MISSING = object()
 
 
-def log(name, value):
+def log(name, value=_MISSING, step=None):
     """Log ``value`` under ``name`` with the current epoch and step; returns ``value``.
 
-    Outside flortrace this only returns ``value``; under it, a failure to log is said once, never raised
-    into the training.
+    ``log({"loss": l, "acc": a})`` logs each item and returns the dict; as with ``wandb.log``, a second
+    argument is then the step. ``step=N`` puts the value at x-axis position N in exports (like
+    ``add_scalar``'s ``global_step``) instead of the step counted in its loop. Outside flortrace this only
+    returns its argument; under it, a failure to log is said once, never raised into the training.
     """
+    if type(name) is not str and isinstance(name, Mapping):
+        if value is not _MISSING:
+            step = value
+        lineno = sys._getframe(1).f_lineno
+        for key, item in name.items():
+            _log(key, item, step, lineno)
+        return name
+    if value is _MISSING:
+        raise TypeError("flortrace.log(name, value): value is missing (or pass a dict of values)")
+    _log(name, value, step, sys._getframe(1).f_lineno)
+    return value
+
+
+def _log(name, value, step, lineno):
     session = _hooks._session
     if session is not None:
         try:
-            session.log(str(name), value, sys._getframe(1).f_lineno)
+            if step is None:
+                session.log(str(name), value, lineno)
+            else:
+                session.log(str(name), value, lineno, step=operator.index(step))
         except Exception as exc:
             _log_failed(name, exc)
-    return value
+
+
+def replaying():
+    """True while the script runs under ``flortrace replay`` or ``flortrace console`` (also in processes it
+    forks), False when it is recorded or runs on its own: a script may skip work that only matters live."""
+    return _world.active()
+
+
+# Importing the replay verb's module, flortrace/replaying.py, rebinds the name; world.py binds it again.
+_replaying = replaying
 
 
 _log_failures = []

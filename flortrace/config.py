@@ -15,6 +15,7 @@ DEFAULTS = {
     "backend": "local",
     "tolerance": 0.0,
     "epoch_loop": None,
+    "isolate": True,  # replay keeps the script's trackers and files out of the recording's (runtime/world.py)
 }
 _TYPES = {"overhead": float, "workers": int, "tolerance": float}
 
@@ -25,7 +26,7 @@ class ConfigError(Exception):
 
 def _coerce(key, value, where):
     try:
-        if key == "quiet":
+        if key in ("quiet", "isolate"):
             return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
         if key == "epoch_loop":
             file, _, line = str(value).rpartition(":")

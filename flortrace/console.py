@@ -17,6 +17,7 @@ import math
 import pdb
 import re
 import runpy
+import signal
 import sys
 import traceback
 import weakref
@@ -62,7 +63,7 @@ class Console(pdb.Pdb):
         super().__init__(
             stdin=stdin if self.tty else _Echo(stdin, stdout),
             stdout=stdout,
-            skip=["flortrace", "flortrace.*"],
+            skip=["flortrace", "flortrace.*", "bdb", "pdb"],
             readrc=False,
         )
         self.use_rawinput = self.tty and stdin is sys.stdin
@@ -111,10 +112,11 @@ class Console(pdb.Pdb):
             self.botframe = _script_frame(frame)
 
     def _resume(self, frame):
-        """After a stop made outside a trace event, trace again if the command asks to stop somewhere."""
+        """After a stop made outside a trace event, trace again if the command asks to stop somewhere: at a
+        breakpoint (also where a jump runs its line), or by stepping (never into the travel itself)."""
         if self.quitting:
             raise Quit(0)
-        if getattr(self.session, "heading", False) or (self.stoplineno == -1 and not self.breaks):
+        if not self.breaks and (getattr(self.session, "heading", False) or self.stoplineno == -1):
             return
         self._trace_from(frame)
 
@@ -126,6 +128,20 @@ class Console(pdb.Pdb):
                 break
             f = f.f_back
         sys.settrace(self.trace_dispatch)
+
+    def _go(self):
+        """Let the session travel (its own stops end it) as ``c`` lets the script run: Ctrl-C stops it at the
+        next line of the script, and breakpoints stop it where a jump runs a line they are on."""
+        if not self.nosigint:
+            try:
+                pdb.Pdb._previous_sigint_handler = signal.signal(signal.SIGINT, self.sigint_handler)
+            except ValueError:  # not the main thread
+                pass
+        if self.breaks:
+            self.set_continue()
+        else:
+            self._detach()
+        return 1
 
     def _detach(self):
         """Stop tracing: the session travels and stops by itself."""
@@ -141,11 +157,12 @@ class Console(pdb.Pdb):
             raise Quit(0) from None
 
     def set_trace(self, frame=None, *args, **kwargs):
-        """Start stepping at ``frame`` (pdb's Ctrl-C handler calls this) without moving the bottom frame."""
+        """Start stepping at ``frame`` (pdb's Ctrl-C handler calls this) without moving the bottom frame.
+        Stepping is set before tracing starts: the other way round, the debugger stopped in its own code."""
         frame = frame or sys._getframe().f_back
         self._enter(frame)
-        self._trace_from(frame)
         self.set_step()
+        self._trace_from(frame)
 
     # ---- stops ------------------------------------------------------------------------------------
     def interaction(self, frame, tb):
@@ -153,6 +170,9 @@ class Console(pdb.Pdb):
         banner, self._banner = self._banner, None
         if banner is None and epoch is not None and (epoch, step) != self._shown:
             banner = _position(epoch, step, loop_id)
+        destination = getattr(self.session, "destination", None)
+        if destination is not None and banner is not None:
+            banner += f" (on the way to epoch {destination}: `c` goes on, `epoch N` goes elsewhere)"
         self._shown = (epoch, step)
         if self._watch is not None:
             self._show_watch()
@@ -198,8 +218,7 @@ class Console(pdb.Pdb):
         except TravelError as exc:
             self.error(str(exc))
             return None
-        self._detach()
-        return 1
+        return self._go()
 
     do_goto = do_epoch
 
@@ -239,8 +258,7 @@ class Console(pdb.Pdb):
             self.error(str(exc))
             return None
         self._watch = (expr, results)
-        self._detach()
-        return 1
+        return self._go()
 
     complete_watch = pdb.Pdb._complete_expression
 
@@ -502,35 +520,43 @@ def break_into(session, frame):
 
 # ---- python -m flortrace console --------------------------------------------------------------------
 def console_main(argv: list[str]) -> int:
-    """``flortrace console [--run ID] [--store DIR] [-q] [--force] script.py [args...]``."""
+    """``flortrace console [--run ID] [--store DIR] [-q] [--force] (script.py | -m module) [args...]``."""
     p = argparse.ArgumentParser(
         prog="flortrace console",
         description="Open a pdb-like console over a recorded run: travel to any epoch, inspect, step, watch.",
+        epilog="Without script arguments the recorded ones are used. Ctrl-C stops a running command "
+        "(c, n, epoch ...) at the next line of the script and gives the prompt back.",
     )
     p.add_argument("--run", type=int, help="run id (default: the latest recorded run of the script)")
     p.add_argument("--store", help="store folder (default ./.flortrace, env FLORTRACE_STORE)")
     p.add_argument("-q", "--quiet", action="store_true", default=None, help="no flortrace notices on stderr")
     p.add_argument("--force", action="store_true", help="open even if the edit changes state or loops")
+    p.add_argument("-m", dest="module", help="a module recorded with -m (as python -m)")
     p.add_argument("target", nargs="?", help="the (possibly edited) script")
-    p.usage = "flortrace console [options] script.py [args ...]"
-    own, args = split_at_script(argv, {"--run", "--store"})
+    p.usage = "flortrace console [options] (script.py | -m module) [args ...]"
+    own, args = split_at_script(argv, {"--run", "--store", "-m"})
     ns = p.parse_args(own)
-    if ns.target is None:
+    if ns.module:
+        target, args = ns.module, ([ns.target] if ns.target else []) + args
+    elif ns.target is None:
         p.error("no script given")
+    else:
+        target = ns.target
     from .store import StoreError
 
     try:
         settings = config.load({"store": ns.store, "quiet": ns.quiet})
-        return _console(ns.target, args, settings, ns.run, ns.force)
+        return _console(target, args, settings, ns.run, ns.force, bool(ns.module))
     except (StoreError, config.ConfigError) as exc:
         print(f"flortrace: error: {exc}", file=sys.stderr)
         return 2
 
 
-def _console(target, args, settings, run_id, force):
+def _console(target, args, settings, run_id, force, module):
     from .driver import run_under
     from .replay.planner import PlanError
-    from .replaying import make_plan
+    from .replaying import guarded_folders, make_plan
+    from .runtime import world
     from .runtime.recorder import stderr_notice
     from .store import Store
     from .store.writer import load_snapshot
@@ -539,11 +565,12 @@ def _console(target, args, settings, run_id, force):
     store = Store.open_existing(settings["store"])
     try:
         try:
-            run, plan = make_plan(store, target, args, settings, False, run_id, None, force)
+            run, plan = make_plan(store, target, args, settings, module, run_id, None, force)
         except PlanError as exc:
             print(f"flortrace: refusing to open the console: {exc}", file=sys.stderr)
             return 2
         store.catalog.hold_run(run["id"])  # `rm` refuses the run while the console is open
+        args = list(args) or list(run["argv"] or [])  # as replay: the recorded arguments by default
         if not plan.mains:
             print(f"flortrace: error: run {run['id']} has no epoch loop to travel in", file=sys.stderr)
             return 2
@@ -553,9 +580,14 @@ def _console(target, args, settings, run_id, force):
             plan, lambda manifest: load_snapshot(store, manifest), store.catalog, run["id"], notify
         )
         console = session.driver = Console(session)
+        world.empty(store.root, run["id"])
+        folders = guarded_folders(target, module)
         try:
-            with breakpoints(session):
-                exc = run_under(session, target, args, False, settings)
+            with (
+                breakpoints(session),
+                world.guard(store.root, run["id"], folders, notify, settings["isolate"]),
+            ):
+                exc = run_under(session, target, args, module, settings)
         except (runner.NoScript, SyntaxError) as failure:
             return runner.report_start_failure(failure)
         finally:

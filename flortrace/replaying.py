@@ -15,7 +15,7 @@ from .driver import project_path, project_root, run_under
 from .replay import planner
 from .replay.epochs import SpecError
 from .replay.parallel import replay_parallel, run_local, worker_env
-from .runtime import fidelity
+from .runtime import fidelity, progress, world
 from .runtime.recorder import stderr_notice
 from .runtime.replayer import Replayer
 from .store import Store, StoreError
@@ -136,6 +136,8 @@ def replay(
         for change in version_changes(run.get("versions") or {}):
             notify(f"warning: {change}: results may differ in the last bits")
             causes.append(change)
+    if segment is None:
+        world.empty(store.root, run["id"])  # the replay's own folder, for what the script writes
     if settings["workers"] > 1 and segment is None:
         store.close()
         return replay_parallel(
@@ -159,7 +161,11 @@ def replay(
 
     pid = os.getpid()
     try:
-        with breakpoints(replayer, interactive=segment is None):
+        with (
+            breakpoints(replayer, interactive=segment is None),
+            world.guard(store.root, run["id"], guarded_folders(target, module), notify, settings["isolate"]),
+            progress.shown(replayer, enabled=segment is None and not settings["quiet"]),
+        ):
             exc = run_under(replayer, target, argv, module, settings)
     except (runner.NoScript, SyntaxError) as failure:
         return runner.report_start_failure(failure)
@@ -169,6 +175,12 @@ def replay(
     replayer.finish()
     store.close()
     return report(replayer, run, code, notify)
+
+
+def guarded_folders(target, module):
+    """Where the script's writes are redirected during replay (runtime/files.py): the working directory
+    and the project folder."""
+    return [os.getcwd(), str(project_root(target, module))]
 
 
 OWN_OPTIONS = {"--run", "--epochs", "--workers", "--backend", "--plan", "--force", "--tolerance", "--store"}

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import config
 from .cli import attach_values, split_at_script
+from .runtime import world
 from .store import Store, StoreError
 
 MAX_RUN_ID = 2**63 - 1  # SQLite's largest integer
@@ -96,12 +97,14 @@ def replay(argv):
     p.add_argument("--segment", help=argparse.SUPPRESS)
     p.add_argument("--global-epochs", help=argparse.SUPPRESS)  # a parallel replay's worker: global numbers
     p.add_argument("--overlay", help=argparse.SUPPRESS)  # JSON {file: source} to run instead of the files
-    p.add_argument("-q", "--quiet", action="store_true", default=None, help="no flortrace notices on stderr")
+    p.add_argument("-q", "--quiet", action="store_true", default=None, help="no notices, no progress line")
     p.add_argument("-m", dest="module", help="replay a module recorded with -m")
     p.add_argument("target", nargs="?", help="the (edited) script")
     p.usage = "flortrace replay [options] script.py [args ...]"
     p.epilog = (
-        "Without script arguments the recorded ones are used. Exit code: the script's; 3 when the replay "
+        "Without script arguments the recorded ones are used. The script's TensorBoard, W&B and MLflow "
+        "runs and the files it writes go into STORE/replays/run-<id>, not over the recording's "
+        "(FLORTRACE_ISOLATE=0: where the script says). Exit code: the script's; 3 when the replay "
         "does not reproduce the recording (the report names the epoch, the state that differs and the likely "
         "cause); 2 for usage errors."
     )
@@ -221,7 +224,8 @@ def runs(argv):
         print("no runs recorded yet")
         return 0
     view = [dict(r, started=_when(r["started"]), bytes=_size(r["bytes"] or 0)) for r in rows]
-    _table(view, ["id", "status", "started", "epochs", "checkpoints", "memos", "logs", "bytes", "script"])
+    columns = ["id", "name", "status", "started", "epochs", "checkpoints", "memos", "logs", "bytes", "script"]
+    _table(view, columns)
     return 0
 
 
@@ -378,21 +382,16 @@ def _write_logs(rows, ns):
             out.close()
         return None
     if ns.format == "parquet":
+        from .export.frame import parquet_frame
+
         try:
-            import pandas as pd
-        except ImportError:
+            parquet_frame(rows).to_parquet(ns.output)
+        except ImportError as exc:
             print(
-                "flortrace: --format parquet needs pandas and pyarrow: pip install 'flortrace[parquet]'",
+                f"flortrace: --format parquet needs pandas and pyarrow ({exc}): "
+                "pip install 'flortrace[parquet]'",
                 file=sys.stderr,
             )
-            return 2
-        frame = pd.DataFrame(
-            [{c: (json.dumps(r[c]) if c == "value" else r[c]) for c in columns} for r in rows]
-        )
-        try:
-            frame.to_parquet(ns.output)
-        except ImportError as exc:
-            print(f"flortrace: {exc}", file=sys.stderr)
             return 2
         return None
     if not rows:
@@ -412,11 +411,16 @@ def _emit(text, path):
 
 # ---- rm, gc -------------------------------------------------------------------------------------
 def rm(argv):
-    p = _parser("rm", "Delete runs from the catalog (their blobs are freed by gc); all or none.")
+    p = _parser(
+        "rm",
+        "Delete runs from the catalog (their blobs are freed by gc, their replays' files now); all or none.",
+    )
     p.add_argument("runs", type=run_id, nargs="+")
     ns = p.parse_args(argv)
     with Store.open_existing(_settings(ns)["store"]) as store:
         store.catalog.delete_runs(ns.runs)  # checks every run first: `rm 1 999` removes nothing
+        for removed in ns.runs:
+            world.remove(store.root, removed)  # what the script wrote during its replays (runtime/world.py)
     for removed in dict.fromkeys(ns.runs):
         print(f"removed run {removed}")
     return 0

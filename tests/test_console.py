@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -311,3 +312,143 @@ def test_terminal_session(recorded):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+SLOW = textwrap.dedent(
+    """\
+    import sys
+    import time
+
+    w = [0.0]
+
+
+    def train_epoch(w):
+        total = 0.0
+        for step in range(40):
+            time.sleep(0.05)
+            w[0] += 0.01
+            total += w[0]
+        return total
+
+
+    for epoch in range(int(sys.argv[1])):
+        loss = train_epoch(w)
+        print("loss", epoch, round(loss, 4))
+    """
+)
+SLOW_LINE = SLOW.splitlines().index("        w[0] += 0.01") + 1
+
+
+def spawn(folder, *args):
+    pexpect = pytest.importorskip("pexpect")
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "flortrace", "console", "-q", *args],
+        cwd=str(folder),
+        env=env(folder),
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect_exact("(flortrace) ")
+    return child
+
+
+def ask(child, command):
+    """Send ``command``; what it printed before the next prompt."""
+    child.sendline(command)
+    child.expect_exact("(flortrace) ")
+    return child.before.split("\r\n", 1)[1] if "\r\n" in child.before else ""
+
+
+def quit_console(child):
+    import pexpect
+
+    child.sendline("q")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+@pytest.fixture(scope="module")
+def slow(tmp_path_factory):
+    """SLOW recorded twice: with checkpoints and memos (the default) and without (--overhead 0)."""
+    folder = tmp_path_factory.mktemp("slow")
+    (folder / "train.py").write_text(SLOW)
+    for options in ([], ["--overhead", "0"]):
+        out = flortrace(folder, "-q", *options, "train.py", "4")
+        assert out.returncode == 0, out.stderr
+    return folder
+
+
+def test_ctrl_c_during_c_and_during_a_jump_gives_the_prompt_back(slow):
+    child = spawn(slow, "--run", "2", "train.py")  # no snapshots: a jump back re-executes epochs
+    child.sendline("c")
+    child.expect_exact("loss 0 ")
+    child.sendintr()
+    child.expect_exact("(flortrace) ")
+    assert "Program interrupted" in child.before and "bdb.py" not in child.before
+    assert (
+        "flortrace: epoch 1, step" in child.before and "train_epoch()\r\n" in child.before
+    )  # the script's line
+    assert ask(child, "p epoch").strip() == "1"
+    child.sendline("epoch 2 step 30")  # from inside epoch 1: epoch 1 runs on, then epoch 2 up to step 30
+    child.expect_exact("loss 1 ")
+    child.sendintr()
+    child.expect_exact("(flortrace) ")
+    assert "(on the way to epoch 2: `c` goes on" in child.before and "Traceback" not in child.before
+    assert ask(child, "p epoch").strip() == "2"
+    assert "epoch 2, step 30 of train.py:train_epoch#0" in ask(child, "c")
+    assert ask(child, "p step, epoch").strip() == "(30, 2)"
+    quit_console(child)
+
+
+def test_a_breakpoint_stops_inside_a_jump_that_runs_its_line(slow):
+    child = spawn(slow, "--run", "2", "train.py")
+    ask(child, f"b train.py:{SLOW_LINE}")
+    shown = ask(child, "epoch 3")  # no snapshots: epochs 0-2 run again, through the breakpoint
+    assert "flortrace: epoch 0, step 0 of train.py:train_epoch#0 (on the way to epoch 3" in shown
+    assert f"train.py({SLOW_LINE})train_epoch()" in shown
+    assert ask(child, "p step, epoch").strip() == "(0, 0)"
+    ask(child, "cl 1")
+    assert "flortrace: top of epoch 3" in ask(child, "c")
+    quit_console(child)
+    child = spawn(slow, "--run", "1", "train.py")  # a checkpoint after epoch 0, then epoch 1's block runs
+    ask(child, f"b train.py:{SLOW_LINE}")
+    shown = ask(child, "epoch 1 step 5")
+    assert "flortrace: epoch 1, step 0 of train.py:train_epoch#0 (on the way to epoch 1" in shown
+    assert "flortrace: epoch 1, step 1 of" in ask(child, "c")
+    ask(child, "cl 1")
+    assert "flortrace: epoch 1, step 5 of train.py:train_epoch#0\r\n" in ask(child, "c")
+    quit_console(child)
+
+
+def test_going_back_from_inside_an_epoch_does_not_run_its_rest(slow, tmp_path):
+    top = plain(
+        tmp_path / "plain", insert_before(SLOW, "loss = train_epoch", 'print("AT", epoch, w[0])'), ("4",)
+    )
+    child = spawn(slow, "--run", "1", "train.py")
+    ask(child, f"b train.py:{SLOW_LINE}")
+    assert f"train.py({SLOW_LINE})train_epoch()" in ask(child, "c")  # inside epoch 0's block, step 0
+    ask(child, "cl 1")
+    began = time.monotonic()
+    shown = ask(child, "epoch 0")  # its block has a memo: the rest of it (2 s) is not run
+    took = time.monotonic() - began
+    assert took < 1.5 and "leaving epoch 0 first" not in shown
+    banner = next(line for line in shown.splitlines() if "top of epoch 0" in line)
+    assert float(banner.rsplit("; ", 1)[1].rstrip("s)")) < 1.5  # the banner counts leaving the epoch
+    assert ask(child, "p w[0], epoch").strip() == f"({top['0']}, 0)"
+    quit_console(child)
+
+
+def test_console_of_a_module(tmp_path):
+    folder = tmp_path / "proj"
+    (folder / "pkg").mkdir(parents=True)
+    (folder / "pkg" / "__init__.py").write_text("")
+    (folder / "pkg" / "train.py").write_text(TRAIN)
+    out = flortrace(folder, "-q", "-m", "pkg.train", "4")
+    assert out.returncode == 0, out.stderr
+    commands = "epoch 2\np epoch\np __import__('flortrace').replaying()\nq\n"
+    shown = flortrace(folder, "console", "-q", "-m", "pkg.train", stdin=commands)  # the recorded arguments
+    assert shown.returncode == 0, shown.stderr
+    assert answers(shown.stdout, "p epoch") == ["2"] and "flortrace: top of epoch 2" in shown.stdout
+    assert answers(shown.stdout, "p __import__('flortrace').replaying()") == ["True"]

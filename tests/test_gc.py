@@ -149,7 +149,8 @@ def test_rm_refuses_a_run_being_replayed(tmp_path):
         WAITS.replace('flortrace.log("e", epoch)', 'flortrace.log("new", epoch)')
     )
     go = tmp_path / "go"
-    env = dict(os.environ, FLORTRACE_STORE=str(tmp_path / ".store"), GO=str(go))
+    # FLORTRACE_ISOLATE=0: the script signals through a file in its folder, which replay would redirect
+    env = dict(os.environ, FLORTRACE_STORE=str(tmp_path / ".store"), GO=str(go), FLORTRACE_ISOLATE="0")
     replay = subprocess.Popen(
         [sys.executable, "-m", "flortrace", "replay", "-q", "--force", "train.py"],
         cwd=tmp_path,

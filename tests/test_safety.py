@@ -91,7 +91,7 @@ def _userns_tmpfs():
 # makes a new store) and runs the steps there: ["fill"] fills it up, ["free"] frees it, anything else is a
 # flortrace command line. Prints one JSON result per step.
 IN_NAMESPACE = """
-import json, os, subprocess, sys
+import glob, json, os, subprocess, sys
 mount, steps = sys.argv[1], json.loads(sys.argv[2])
 done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mount], capture_output=True)
 if done.returncode:
@@ -110,8 +110,10 @@ for step in steps:
         except OSError:
             pass
         results.append(None)
-    elif step == ["free"]:
-        os.unlink(filler)
+    elif step == ["free"]:  # also the copy a replay wrote: it redirects the script's files into the store
+        redirected = os.path.join(mount, "s", "replays", "*", "files", "small", "*")
+        for path in glob.glob(filler) + glob.glob(redirected):
+            os.unlink(path)
         results.append(None)
     else:
         out = subprocess.run([sys.executable, "-m", "flortrace", "--store", mount + "/s", *step],

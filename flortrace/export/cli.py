@@ -33,19 +33,39 @@ def _parser() -> argparse.ArgumentParser:
         "tensorboard",
         parents=[common],
         help="TensorBoard event files",
-        description="Write TensorBoard event files: DIR/run-<id>/record holds the values logged while "
-        "recording, DIR/run-<id>/hindsight those from replays. Exporting again replaces them. " + STEPS,
+        description="Write TensorBoard event files: DIR/<run>/record holds the values logged while "
+        "recording, DIR/<run>/hindsight those from replays, <run> being the run's --name (else "
+        "run-<id>). DIR may be the script's own logdir: only these folders are written. Wall times are when "
+        "the recording reached each value. Exporting again replaces them. " + STEPS,
+        usage="flortrace export tensorboard [options] (DIR | --into RUN_DIR)",
     )
-    tb.add_argument("dir", help="TensorBoard log folder (view: tensorboard --logdir DIR)")
+    tb.add_argument("dir", nargs="?", help="TensorBoard log folder (view: tensorboard --logdir DIR)")
+    tb.add_argument(
+        "--into",
+        metavar="RUN_DIR",
+        help="write one run into the script's own TensorBoard run folder (such as runs/exp), as its sub-runs "
+        "flortrace and flortrace-hindsight, so TensorBoard lists them beside the script's values",
+    )
     ml = sub.add_parser(
         "mlflow",
         parents=[common],
         help="MLflow runs",
-        description="Log each run to MLflow: numbers as metrics with their original timestamps, argv, "
-        "script and git as params and tags. Exporting a run again replaces its MLflow run. " + STEPS,
+        description="Log each run to MLflow, named by its --name: numbers as metrics at the time the "
+        "recording reached them, each script argument as a param (with argv, script and git), flortrace's "
+        "run as tags. Exporting a run again updates its MLflow run with the values it lacks. " + STEPS,
     )
-    ml.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLflow's, env MLFLOW_TRACKING_URI)")
+    ml.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI: a server, sqlite:///FILE, file:///DIR (default: MLflow's, env "
+        "MLFLOW_TRACKING_URI)",
+    )
     ml.add_argument("--experiment", default="flortrace", help="experiment name (default flortrace)")
+    ml.add_argument(
+        "--into",
+        metavar="MLFLOW_RUN_ID",
+        help="add the values of one run to this existing MLflow run (such as the one the script logged) "
+        "instead of a run of its own",
+    )
     for fmt in ("csv", "json", "parquet"):
         one = sub.add_parser(fmt, parents=[common], help=f"a {fmt} file, as flortrace logs --format {fmt}")
         one.add_argument("file")
@@ -77,7 +97,16 @@ def _path_problem(ns) -> str | None:
     """Why the file or folder to export to cannot be written, checked before the store is read."""
     if hasattr(ns, "file"):
         return output_problem(ns.file)
-    if hasattr(ns, "dir") and os.path.exists(ns.dir) and not os.path.isdir(ns.dir):
+    if ns.format != "tensorboard":
+        return None
+    if (ns.dir is None) == (ns.into is None):
+        return "give a log folder DIR, or --into RUN_DIR (one of them)"
+    if ns.into is not None:
+        if not os.path.isdir(ns.into):
+            return f"--into {ns.into}: there is no such folder (the script's TensorBoard run folder)"
+        if ns.run is not None and len(ns.run) > 1:
+            return "--into writes one run: give one --run"
+    elif os.path.exists(ns.dir) and not os.path.isdir(ns.dir):
         return f"cannot write into {ns.dir}: it is not a folder"
     return None
 
@@ -89,9 +118,11 @@ def _tensorboard(ns) -> int:
         return _missing("tensorboard", "tensorboard", exc)
     with open_store(ns.store) as store:
         ids = run_ids(store.catalog, ns.run)
-        written, skipped = export_tensorboard(store.catalog, ids, ns.dir, ns.name)
+        written, skipped, folders = export_tensorboard(store.catalog, ids, ns.dir, ns.name, ns.into)
     _notice_skipped(skipped, "TensorBoard")
-    print(f"wrote {written} value(s) of run {_ids(ids)} to {ns.dir} (view: tensorboard --logdir {ns.dir})")
+    where = ns.dir if ns.into is None else os.path.dirname(os.path.normpath(ns.into)) or "."
+    shown = ", ".join(sorted({str(f.parent if ns.into is None else f) for f in folders})) or where
+    print(f"wrote {written} value(s) of run {_ids(ids)} to {shown} (view: tensorboard --logdir {where})")
     return 0
 
 
@@ -99,15 +130,18 @@ def _mlflow(ns) -> int:
     try:
         from mlflow.exceptions import MlflowException
 
-        from .mlflow import export_mlflow
+        from .mlflow import ExportError, export_mlflow
     except ImportError as exc:
-        return _missing("mlflow", "mlflow", exc)
+        return _missing("mlflow", "mlflow-skinny", exc)
     with open_store(ns.store) as store:
         ids = run_ids(store.catalog, ns.run)
         try:
             done, skipped, renamed = export_mlflow(
-                store.catalog, ids, ns.tracking_uri, ns.experiment, ns.name
+                store.catalog, ids, ns.tracking_uri, ns.experiment, ns.name, ns.into
             )
+        except ExportError as exc:
+            print(f"flortrace: error: export mlflow: {exc}", file=sys.stderr)
+            return 2
         except MlflowException as exc:
             print(f"flortrace: error: mlflow: {exc.message}", file=sys.stderr)
             return 2
@@ -116,8 +150,18 @@ def _mlflow(ns) -> int:
         print(
             f"flortrace: {name!r} is logged to MLflow as {key!r} (MLflow refuses the name)", file=sys.stderr
         )
-    for run_id, mlflow_id, count in done:
-        print(f"run {run_id}: {count} metric value(s) in MLflow run {mlflow_id} (experiment {ns.experiment})")
+    for e in done:
+        place = f"MLflow run {e.mlflow_id}" + ("" if ns.into else f" (experiment {ns.experiment})")
+        had = f"; {e.present} it had already" if e.present else ""
+        print(f"run {e.run}: {e.action} {place}: {e.logged} metric value(s) logged{had}")
+        if e.changed:
+            keys = ", ".join(sorted(e.changed))
+            print(
+                f"flortrace: {sum(e.changed.values())} value(s) of {keys} changed since the last export; "
+                "MLflow keeps the old ones beside them (delete the MLflow run, then export again, to have "
+                "only the new ones)",
+                file=sys.stderr,
+            )
     return 0
 
 
@@ -138,7 +182,7 @@ def _logs_file(ns) -> int:
 
 
 def _missing(fmt: str, package: str, exc: ImportError) -> int:
-    print(f"flortrace: export {fmt} needs {package} ({exc}): pip install {package}", file=sys.stderr)
+    print(f"flortrace: export {fmt} needs {package} ({exc}): pip install 'flortrace[{fmt}]'", file=sys.stderr)
     return 2
 
 

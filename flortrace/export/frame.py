@@ -1,5 +1,5 @@
 """Logged values as tables: ``flortrace.dataframe``, and the helpers every exporter shares (which runs, which
-values are numbers, one x-axis step per logged value)."""
+values are numbers, one x-axis step and one wall time per logged value, the arguments as parameters)."""
 
 from __future__ import annotations
 
@@ -49,6 +49,37 @@ def argv_text(run: dict) -> str:
     return shlex.join(run["argv"] or [])
 
 
+def argv_params(argv: list[str]) -> dict[str, str]:
+    """The script's arguments, one parameter each: ``--lr 0.1`` and ``--lr=0.1`` give ``lr: 0.1``, ``-b 32``
+    gives ``b: 32``, an option followed by another option (or by nothing) gives ``true``, other arguments
+    ``arg1``, ``arg2``, ... (``--`` ends the options). An option given twice keeps its last value."""
+    params, positional, i, options = {}, 0, 0, True
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if options and arg == "--":
+            options = False
+        elif options and arg.startswith("-") and len(arg) > 1 and not _is_number(arg):
+            key, eq, value = arg.lstrip("-").partition("=")
+            if not eq:
+                value = "true"
+                if i < len(argv) and (not argv[i].startswith("-") or _is_number(argv[i])):
+                    value, i = argv[i], i + 1
+            params[key or arg] = value
+        else:
+            positional += 1
+            params[f"arg{positional}"] = arg
+    return params
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def step_widths(catalog: Catalog, run_id: int) -> dict[str, int]:
     """Steps per epoch of each loop of a run: the most iterations one execution of it took in any epoch
     (from the block timings), or the highest step logged in it plus one, whichever is larger."""
@@ -56,23 +87,55 @@ def step_widths(catalog: Catalog, run_id: int) -> dict[str, int]:
     for block in catalog.blocks(run_id):
         widths[block["loop_id"]] = max(widths.get(block["loop_id"], 0), block["steps"] or 0)
     for row in catalog.logs(run_ids=[run_id]):
-        if row["step"] is not None:
+        if row["step"] is not None and row["loop_id"] is not None:
             widths[row["loop_id"]] = max(widths.get(row["loop_id"], 0), row["step"] + 1)
     return widths
 
 
 def global_step(row: dict, widths: dict[str, int]) -> int:
     """One x-axis position per logged value: ``epoch * W + step`` with W the steps per epoch of the row's
-    loop (see :func:`step_widths`), the epoch itself for epoch-level values, ``step`` (or 0) outside epochs.
+    loop (see :func:`step_widths`), the epoch itself for epoch-level values, ``step`` (or 0) outside epochs,
+    and the step the script passed (``flortrace.log(..., step=N)``, a row without loop) as it is.
 
     It increases with (epoch, step), so a step-level series reads in order, and a partial replay gets the
     same positions as a full one."""
     epoch, step = row["epoch"], row["step"]
-    if epoch is None:
+    if epoch is None or (step is not None and row["loop_id"] is None):
         return step or 0
     if step is None:
         return epoch
     return epoch * widths[row["loop_id"]] + step
+
+
+def wall_times(catalog: Catalog, run_id: int):
+    """A function giving each logged row of a run its wall time (Unix seconds): when the recording got to
+    that point. A recorded value has its own time. A value a replay logged takes the time of a recorded
+    value at the same (epoch, step) of the same loop; else its recorded epoch's time, spread evenly over the
+    epoch's steps (an epoch-level value at the epoch's end); else, outside epochs, the run's end."""
+    run = catalog.run(run_id)
+    epochs = {e["epoch"]: (e["started"], e["seconds"]) for e in catalog.epochs(run_id)}
+    recorded = {}
+    for row in catalog.logs(run_ids=[run_id], origin="record"):
+        recorded.setdefault((row["epoch"], row["step"], row["loop_id"]), row["ts"])
+    widths = step_widths(catalog, run_id)
+    end = run["ended"] or run["active"]
+
+    def wall_time(row: dict) -> float:
+        if row["origin"] == "record":
+            return row["ts"]
+        epoch, step = row["epoch"], row["step"]
+        found = recorded.get((epoch, step, row["loop_id"]))
+        if found is not None:
+            return found
+        if epoch not in epochs or epochs[epoch][0] is None:
+            return end
+        started, seconds = epochs[epoch]
+        width = widths.get(row["loop_id"], 0)
+        if step is None or row["loop_id"] is None or not width:
+            return started + seconds
+        return started + seconds * min(step + 1, width) / width
+
+    return wall_time
 
 
 def dataframe(*names: str, run: int | Iterable[int] | None = None, store=None):
@@ -117,4 +180,32 @@ def dataframe(*names: str, run: int | Iterable[int] | None = None, store=None):
     frame = pd.DataFrame.from_records(records, columns=["run", *extra, "epoch", "step", *column.values()])
     for key in KEYS:
         frame[key] = frame[key].astype("Int64")
+    return frame
+
+
+def parquet_frame(rows: list[dict]):
+    """The rows of ``flortrace logs`` as a typed DataFrame, for a parquet file: ``value`` is a number column
+    (integers when every number is one), ``text`` holds the other values as JSON, and ``run``, ``epoch``,
+    ``step`` are integer columns (null where there is none)."""
+    import json
+
+    import pandas as pd
+
+    numbers = [number(r) for r in rows]
+    numbers = [None if v is None else (int(v) if isinstance(v, bool) else v) for v in numbers]
+    whole = all(isinstance(v, int) for v in numbers if v is not None)
+    frame = pd.DataFrame(
+        {
+            "run": pd.array([r["run"] for r in rows], dtype="Int64"),
+            "name": pd.array([r["name"] for r in rows], dtype="string"),
+            "value": pd.array(numbers, dtype="Int64" if whole else "Float64"),
+            "text": pd.array(
+                [json.dumps(r["value"]) if v is None else None for r, v in zip(rows, numbers, strict=True)],
+                dtype="string",
+            ),
+            "epoch": pd.array([r["epoch"] for r in rows], dtype="Int64"),
+            "step": pd.array([r["step"] for r in rows], dtype="Int64"),
+            "origin": pd.array([r["origin"] for r in rows], dtype="string"),
+        }
+    )
     return frame

@@ -78,7 +78,11 @@ def call_if(flag_of, flag, fn, arg, lineno=None):
     skip = Label()
     attr = (False, flag) if _V >= (3, 12) else flag
     jump = "POP_JUMP_FORWARD_IF_FALSE" if _V == (3, 11) else "POP_JUMP_IF_FALSE"
-    test = [_instr("LOAD_CONST", flag_of, lineno), _instr("LOAD_ATTR", attr, lineno), _instr(jump, skip, lineno)]
+    test = [
+        _instr("LOAD_CONST", flag_of, lineno),
+        _instr("LOAD_ATTR", attr, lineno),
+        _instr(jump, skip, lineno),
+    ]
     return test + call_discard(fn, arg, lineno) + [skip]
 
 

@@ -44,7 +44,16 @@ class LoopInfo:
     Pickles by value (cloudpickle ships functions with their code), with its effects worked out."""
 
     __slots__ = (
-        "id", "file", "qualname", "ordinal", "kind", "lineno", "end_lineno", "_effects", "_where", "ticking"
+        "id",
+        "file",
+        "qualname",
+        "ordinal",
+        "kind",
+        "lineno",
+        "end_lineno",
+        "_effects",
+        "_where",
+        "ticking",
     )
 
     def __init__(self, id, file, qualname, ordinal, kind, lineno, end_lineno, effects=None, where=None):

@@ -45,8 +45,13 @@ def typed(value):
     return "repr", text if len(text) <= REPR_LIMIT else text[: REPR_LIMIT - 3] + "..."
 
 
-def log_row(name, value, epoch, step, loop_id, lineno, origin):
-    """A catalog log row for ``value`` logged under ``name`` at that position."""
+def log_row(name, value, epoch, step, loop_id, lineno, origin, given_step=None):
+    """A catalog log row for ``value`` logged under ``name`` at that position.
+
+    ``given_step`` is a step the caller passed (``flortrace.log(..., step=N)``): the row keeps its epoch,
+    takes that step, and has no loop id, which tells exporters to put it at N as it is."""
+    if given_step is not None:
+        step, loop_id = given_step, None
     vtype, val = typed(value)
     return dict(
         name=name,

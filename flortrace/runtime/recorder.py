@@ -505,8 +505,8 @@ class Recorder(Session):
         self._own += perf_counter() - t0 - stall
 
     # ---- logs and catalog rows ---------------------------------------------------------------------
-    def log(self, name, value, lineno=None):
-        row = log_row(name, value, *self.position(), lineno, "record")
+    def log(self, name, value, lineno=None, step=None):
+        row = log_row(name, value, *self.position(), lineno, "record", step)
         self._add("logs", row)
         if row["epoch"] is None and self.stack and self.stack[0].role == "top" and self.stack[0].iterating:
             top = self.stack[0]

@@ -19,7 +19,7 @@ import math
 from .. import state
 from ..state import digest as digests
 from ..store import CorruptBlob
-from . import changeset, fidelity, hindsight
+from . import changeset, fidelity, hindsight, progress
 from .logvalues import log_row
 from .output import OutputTap
 from .session import Session
@@ -62,6 +62,7 @@ class Replayer(Session):
         self.printed = None  # the first output difference seen: (epoch, recorded line, replayed line)
         self.start_state = None  # "reproduced", "restored", "missing" or None (no start snapshot)
         self.rng_noted = False  # said that a generator's state differs (no divergence by itself)
+        self.progress = progress.SILENT  # the progress line (runtime/progress.py) sets itself here
         self._epoch_facts()
 
     def _epoch_facts(self):
@@ -222,6 +223,7 @@ class Replayer(Session):
             self._skip_ahead(act)
         self._epoch_facts()
         self.executed_epochs.append(self.epoch)
+        self.progress.epoch_started(self.epoch)
 
     def _skip_ahead(self, act):
         """At the top of an iteration of a `while` epoch loop: when the epochs up to the next one the plan
@@ -264,6 +266,7 @@ class Replayer(Session):
         if self.value_diffs:
             self._diverge(f"at epoch {epoch}", epoch, self.value_diffs)
         self._verify(epoch, act.frame, f"at the end of epoch {epoch}")
+        self.progress.epoch_ended(epoch)
 
     def _verify(self, epoch, frame, where):
         recorded = self.plan.digests.get((epoch, "end"))
@@ -441,9 +444,9 @@ class Replayer(Session):
         return None if recorded is None else recorded["items"]
 
     # ---- logs and fidelity ----------------------------------------------------------------------
-    def log(self, name, value, lineno=None):
-        epoch, step, loop_id = self.position()
-        row = log_row(name, value, epoch, step, loop_id, lineno, "replay")
+    def log(self, name, value, lineno=None, step=None):
+        row = log_row(name, value, *self.position(), lineno, "replay", step)
+        epoch, step = row["epoch"], row["step"]
         k = self.seen.get((name, epoch, step), 0)
         self.seen[(name, epoch, step)] = k + 1
         key = (name, epoch, step, k)

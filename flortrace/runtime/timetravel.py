@@ -21,6 +21,7 @@ from . import changeset, frames
 from .replayer import Replayer
 
 _ELEMENT = "__flortrace_element__"
+NOTICE_SECONDS = 1.0  # live work a jump cannot avoid is said from this long on
 
 
 class TravelError(Exception):
@@ -89,6 +90,9 @@ class TimeTravel(Replayer):
         self.finished = set()  # (loop id, run) of main loops that have ended
         self.started = False
         self._step = None  # (epoch, step) to stop at in that epoch's first block
+        self._asked = None  # when the driver asked for the position being travelled to
+        self._cutting = False  # leaving the running epoch: its live block stops early, its memo ends it
+        self._cut = []  # blocks cut short, whose memo restores the state at their end
 
     def register(self, loops, path=None):
         for info in loops:
@@ -98,6 +102,13 @@ class TimeTravel(Replayer):
     def heading(self):
         """True while travelling to a requested position: no stops, blocks restored from memos."""
         return self.request is not None
+
+    @property
+    def destination(self):
+        """The epoch a jump is on its way to (a stop on the way: a breakpoint, Ctrl-C), else None."""
+        if self.request is not None:
+            return self.request.epoch
+        return None if self._step is None else self._step[0]
 
     @property
     def epoch_count(self):
@@ -110,6 +121,7 @@ class TimeTravel(Replayer):
         if step is not None:
             self._check_step(epoch, step)
         self.request = Goto(epoch, step)
+        self._announce(epoch)
 
     def sweep(self, epochs, visit):
         """Visit the top of each epoch (sorted) with ``visit(epoch, frame)``, then stop at the last one."""
@@ -119,6 +131,7 @@ class TimeTravel(Replayer):
         for e in epochs:
             self._check(e)
         self.request = Sweep(epochs, visit)
+        self._announce(epochs[0])
 
     def breakpoint(self, frame):
         """``flortrace.breakpoint()`` / ``breakpoint()``: stop here unless travelling."""
@@ -211,6 +224,8 @@ class TimeTravel(Replayer):
                     self.request = None
                     self.notify(f"the main loop ended before epoch {epoch}")
                     continue
+                if self.request is not req:  # the driver asked for another place on the way
+                    continue
                 if isinstance(req, Sweep):
                     req.visit(epoch, act.frame)
                     req.epochs.pop(0)
@@ -259,7 +274,8 @@ class TimeTravel(Replayer):
 
     def _reach(self, loop, i):
         """Bring the frame to the top of local epoch ``i``, yielding the epochs it replays; returns how."""
-        t0 = perf_counter()
+        t0, self._asked = self._asked or perf_counter(), None  # from the command on: leaving included
+        req = self.request
         base, frame = loop.main.base, loop.act.frame
         while True:
             start = self._start(loop, i, loop.live)
@@ -285,6 +301,8 @@ class TimeTravel(Replayer):
             loop.live = -1
         ran, memos = 0, self.skipped_blocks
         while loop.live < i - 1:
+            if self.request is not req:
+                return None
             j = loop.live + 1
             yield from self._run(loop, j, self._element(loop, j))
             ran += 1
@@ -399,7 +417,9 @@ class TimeTravel(Replayer):
 
     def _block(self, iterable, act):
         inner = super()._block(iterable, act)
-        return self._stepping(inner, act) if self._armed(act) else inner
+        if self._armed(act):
+            inner = self._stepping(inner, act)
+        return inner if act.skipped or self.driver is None else self._cuttable(inner, act)
 
     def _stepping(self, inner, act):
         """Stop at the top of the armed step of a for block: pdb stops at the body's first line."""
@@ -429,6 +449,75 @@ class TimeTravel(Replayer):
             self._steer_while(act)
         super().on_epoch_start(act)
         self.seen.clear()  # an epoch may run several times in one session; count its log calls afresh
+        self._cutting = False
+
+    # ---- leaving a running epoch ------------------------------------------------------------------
+    def _announce(self, epoch):
+        """Before travelling to ``epoch``: leave the running epoch early, and say what will run live."""
+        self._asked = perf_counter()
+        self._leave_running_epoch()
+        loop = self.loop
+        if loop is None or self.main_of(epoch) is not loop.main:
+            return
+        i = epoch - loop.main.base
+        start = self._start(loop, i, loop.live + loop.running)
+        if start is None or start[1] + 1 > i - 1:
+            return
+        first, last = loop.main.base + start[1] + 1, loop.main.base + i - 1
+        seconds = sum(self.plan._epoch_cost(e)[1] for e in range(first, last + 1))
+        if seconds >= NOTICE_SECONDS:
+            self.notify(f"reaching epoch {epoch} replays {_span(first, last)}: about {seconds:.1f}s")
+
+    def _leave_running_epoch(self):
+        """A jump asked for while an epoch runs (the driver stopped inside it) does not run the rest of that
+        epoch live: its live block stops at its next step and its memo gives the state at its end, the
+        blocks after it are restored from theirs. What has no memo still runs: said, with its recorded
+        time."""
+        loop = self.loop
+        if loop is None or not loop.running or self.epoch is None:
+            return
+        self._cutting = True
+        done = sum(self.block_counts.values())  # block executions of this epoch so far, the live one too
+        current = next((a for a in reversed(self.stack) if a.role == "block"), None)
+        live = 0.0
+        for b in self.catalog.blocks(self.run_id, self.epoch):
+            if b["seq"] >= done and (
+                self.plan.is_probe(b["loop_id"])
+                or self.plan.memo_for(self.epoch, b["loop_id"], b["seq"]) is None
+            ):
+                live += b["seconds"] or 0.0
+            elif current is not None and b["seq"] == current.recorded and self._memo_of(current) is None:
+                taken = current.taken() if current.taken is not None else current.step + 1
+                live += (b["seconds"] or 0.0) * max(0.0, 1 - taken / max(b["steps"] or 1, 1))
+        if live >= NOTICE_SECONDS:
+            self.notify(
+                f"leaving epoch {self.epoch} first: about {live:.1f}s of it runs live (blocks without memos)"
+            )
+
+    def _memo_of(self, act):
+        if act.recorded is None or act.recorded < 0 or self.plan.is_probe(act.info.id):
+            return None
+        return self.plan.memo_for(self.epoch, act.info.id, act.recorded)
+
+    def _cuttable(self, inner, act):
+        """A live block that stops early when a jump leaves its epoch, if its memo can end it."""
+        for x in inner:
+            if self._cutting and self._memo_of(act) is not None:
+                payload = self._load(self._memo_of(act))
+                if payload is not None:
+                    self._cut.append((act, payload))
+                    return
+            yield x
+
+    def on_block_exit(self, act, skipped):
+        for i, (cut, payload) in enumerate(self._cut):
+            if cut is act:
+                del self._cut[i]
+                problem = self._restore(payload, {"main": self.stack[0].frame, "block": act.frame})
+                if problem is not None:
+                    self.notify(f"cannot restore the memo of {act.info.id} in epoch {self.epoch} ({problem})")
+                break
+        super().on_block_exit(act, skipped)
 
     # ---- `while` main loops ----------------------------------------------------------------------
     def _steer_while(self, act):
