@@ -82,6 +82,7 @@ class SnapshotWriter:
             "seconds": 0.0,
             "cpu_seconds": 0.0,
             "send_seconds": 0.0,
+            "phases": {},  # wall seconds of the writer process in each step: hash, write, fsync, index
         }
         _writers.add(self)
 
@@ -247,6 +248,8 @@ class SnapshotWriter:
                 else:
                     for key in ("snapshots", "bytes_raw", "bytes_stored", "seconds", "cpu_seconds"):
                         self._stats[key] += detail[key]
+                    for phase, seconds in detail["phases"].items():
+                        self._stats["phases"][phase] = self._stats["phases"].get(phase, 0.0) + seconds
                     self._stats["jobs"] += 1
             self._arenas.done(job["id"])
             self._job = None
@@ -282,8 +285,8 @@ class SnapshotWriter:
 
     def stats(self) -> dict:
         """Jobs and snapshots written, bytes raw and stored (new bytes only), the writer's wall and CPU
-        seconds in jobs, and seconds the training thread spent handing jobs over."""
-        return dict(self._stats)
+        seconds in jobs (and wall seconds per step), and seconds the training thread spent handing over."""
+        return {**self._stats, "phases": dict(self._stats["phases"])}
 
     def close(self, timeout: float | None = None) -> None:
         """Wait for the job in flight (at most ``timeout`` seconds), then stop the writer process."""
@@ -528,25 +531,27 @@ class _Writer:
         return "ok", {**stats, "seconds": time.monotonic() - began, "cpu_seconds": time.process_time() - cpu}
 
     def _write(self, batch: Batch, job: dict, views: list) -> dict:
+        began = time.perf_counter()
         flat = [v for vs in views for v in vs]
         threads = 1 if sum(v.nbytes for v in flat) < _PARALLEL_FROM else _idle_cores()
         digests = [digest_of(v, threads) for v in flat]  # BLAKE3 spreads a large buffer over the threads
-        run = self._cpu_map(threads)
-        where, pack, own = {}, [], []  # digest -> manifest entry; small new buffers; large new buffers
+        hashed = time.perf_counter()
+        where, pack, own, packed_bytes = {}, [], [], 0  # digest -> manifest entry; small, large new buffers
         for digest, view in zip(digests, flat, strict=True):
             if digest in where:
                 continue
             if digest in self.packed:
                 where[digest] = list(self.packed[digest])
             elif view.nbytes < PACK_BELOW:
-                where[digest] = [None, view.nbytes, sum(v.nbytes for v in pack)]
+                where[digest] = [None, view.nbytes, packed_bytes]
                 pack.append(view)
+                packed_bytes += view.nbytes
             else:
                 where[digest] = [digest, view.nbytes]
                 own.append((digest, view))
         pending = []
         try:
-            pending = _prepare(batch, run, own)
+            pending = _prepare(batch, self._cpu_map(threads), own)
             if pack:
                 packed = batch.prepare(b"".join(pack))
                 pending.append(packed)
@@ -559,15 +564,19 @@ class _Writer:
                 pos += len(vs)
                 manifests.append((batch.prepare(_manifest(entries, item["inband"])), entries))
             pending += [m for m, _ in manifests]
+            written = time.perf_counter()
             batch.commit(pending, map=self._sync_map)
         except BaseException:
             batch.discard(pending)
             raise
+        synced = time.perf_counter()
         for digest, entry in where.items():
             if len(entry) == 3:
                 self.packed[digest] = tuple(entry)
         self.sizes.update((p.digest, p.stored) for p in pending)
-        return self._index(job, manifests, {p.digest: p for p in pending})
+        stats = self._index(job, manifests, {p.digest: p for p in pending})
+        phases = {"hash": hashed - began, "write": written - hashed, "fsync": synced - written}
+        return {**stats, "phases": {**phases, "index": time.perf_counter() - synced}}
 
     def _index(self, job: dict, manifests: list, pending: dict) -> dict:
         """Add the job's snapshots to the catalog; their stats (bytes new to the store count once)."""
