@@ -66,6 +66,9 @@ def resolve_name(module: str, qualname: str | None):
     return obj
 
 
+_TYPE_REFS: dict = {}  # type -> its TypeRef
+
+
 @dataclass(frozen=True)
 class TypeRef:
     """A class by name."""
@@ -76,7 +79,10 @@ class TypeRef:
     @classmethod
     def of(cls, obj) -> TypeRef:
         t = type(obj)
-        return cls(t.__module__, t.__qualname__)
+        ref = _TYPE_REFS.get(t)
+        if ref is None or (ref.module, ref.qualname) != (t.__module__, t.__qualname__):
+            ref = _TYPE_REFS[t] = cls(t.__module__, t.__qualname__)  # one per type: pickled once too
+        return ref
 
     def matches(self, obj) -> bool:
         t = type(obj)

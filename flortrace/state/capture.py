@@ -83,9 +83,14 @@ class Capturer:
         return key
 
     def where(self) -> str:
-        return f" at {''.join(self.path)}" if self.path else ""
+        """Where in the object the capture is, for messages: ``.fc.weight``, ``['state'][0]``."""
+        if not self.path:
+            return ""
+        return " at " + "".join(step if type(step) is str else f"[{step[0]!r}]" for step in self.path)
 
-    def child(self, obj, step: str) -> Captured:
+    def child(self, obj, step) -> Captured:
+        """Capture ``obj``, reached by ``step``: text (``.name``), or ``(key,)`` for ``[key]``, which is
+        only written out if a message needs it."""
         self.path.append(step)
         try:
             return self.capture(obj)

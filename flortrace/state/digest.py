@@ -113,6 +113,7 @@ def _scalar(obj) -> str:
 
 
 _NOT_STATE: dict[type, bool] = {}  # type -> whether its objects are code or system resources
+_IGNORED: dict[type, bool] = {}  # type -> whether its objects are I/O companions (loggers, progress bars)
 
 
 class _Digester:
@@ -150,7 +151,10 @@ class _Digester:
     def _dispatch(self, obj, cls, path, depth):
         if "torch" in sys.modules and self._torch(obj, path, depth):
             return
-        if kinds.is_ignored(obj):
+        ignored = _IGNORED.get(cls)
+        if ignored is None:
+            ignored = _IGNORED[cls] = kinds.is_ignored(obj)
+        if ignored:
             return
         np = sys.modules.get("numpy")
         if np is not None and self._numpy(np, obj, path):

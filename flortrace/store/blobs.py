@@ -285,14 +285,16 @@ class Batch:
         with self._lock:
             if name in self._shards:
                 return self._shards[name]
-            self.blobs.path(digest)  # validates the digest
+            if not _DIGEST.fullmatch(digest):
+                raise CorruptBlob(f"not a blob digest: {digest!r}")
             if self._root is None:
-                if create:
-                    self.blobs.root.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
                 try:
                     self._root = open_nofollow(self.blobs.root, os.O_RDONLY | os.O_DIRECTORY)
                 except FileNotFoundError:
-                    return None
+                    if not create:
+                        return None
+                    self.blobs.root.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+                    self._root = open_nofollow(self.blobs.root, os.O_RDONLY | os.O_DIRECTORY)
             try:
                 fd = open_nofollow(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=self._root)
             except FileNotFoundError:
