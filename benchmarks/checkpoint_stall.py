@@ -147,10 +147,9 @@ def fixed_cost(rounds: int) -> list[Row]:
 def capture(items, writer):
     """``changeset.capture`` as the recorder calls it: into the writer's shared memory where there is some
     (a checkout from before shared memory captures into private memory)."""
-    try:
-        return changeset.capture(items, alloc=writer.alloc)
-    except TypeError:
+    if not hasattr(writer, "alloc"):
         return changeset.capture(items)
+    return changeset.capture(items, alloc=writer.alloc)
 
 
 def ms(seconds: float) -> str:

@@ -19,7 +19,7 @@ np = pytest.importorskip("numpy")
 TRAIN = """
     import numpy as np
 
-    def work(n=6):
+    def work(n=12):
         x = np.linspace(0.0, 1.0, 1_000_000)
         for _ in range(n):
             x = np.sin(x)
