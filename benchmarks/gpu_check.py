@@ -110,7 +110,7 @@ def stall_check(megabytes=200):
         writer = SnapshotWriter(tmp, run)
         writer.start()
         t0 = time.perf_counter()
-        payload, problems = changeset.capture({("main", "local", "model"): model})
+        payload, problems = changeset.capture({("main", "local", "model"): model}, alloc=writer.alloc)
         writer.submit_many(
             [dict(payload=payload, kind="checkpoint", loop_id=None, seq=None, stall=0.0)],
             epoch=0,

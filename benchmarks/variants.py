@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from harness import EXAMPLES
+from harness import BENCHMARKS, EXAMPLES
 
 
 class AnchorMissing(RuntimeError):
@@ -78,18 +78,29 @@ HINDSIGHT = {
         "lr *= args.decay",
         'flortrace.log("max_weight", max(max(row) for row in weights))',
     ),
+    ("mlp_train", "epoch"): (
+        "loss = train_epoch()",
+        'flortrace.log("head_norm", model[4].weight.norm().item())',
+    ),
+    ("mlp_train", "batch"): ("opt.step()", 'flortrace.log("batch_loss", loss.item())'),
 }
+
+
+def source(example: str) -> Path:
+    """An example script, or a workload kept with the benchmarks (``mlp_train``)."""
+    path = EXAMPLES / f"{example}.py"
+    return path if path.exists() else BENCHMARKS / f"{example}.py"
 
 
 def hindsight(example: str, path: str | Path, level: str | None) -> str | None:
     """Write ``examples/EXAMPLE.py`` to ``path`` with a hindsight log statement at ``level`` ('epoch',
     'batch'; None leaves it unedited). Returns the name the statement logs (None for the unedited script)."""
-    source = (EXAMPLES / f"{example}.py").read_text()
+    text = source(example).read_text()
     if level is None:
-        Path(path).write_text(source)
+        Path(path).write_text(text)
         return None
     anchor, line = HINDSIGHT[example, level]
-    source = insert_after(source, "import argparse", "import flortrace", f"{example} hindsight edit")
-    source = insert_after(source, anchor, line, f"{example} {level}-level hindsight edit")
-    Path(path).write_text(source)
+    text = insert_after(text, "import argparse", "import flortrace", f"{example} hindsight edit")
+    text = insert_after(text, anchor, line, f"{example} {level}-level hindsight edit")
+    Path(path).write_text(text)
     return line.split('"')[1]

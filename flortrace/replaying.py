@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import flortrace
+
 from . import runner
 from .driver import project_path, project_root, run_under
 from .replay import planner
@@ -208,8 +210,11 @@ def version_changes(recorded):
 
 def report(replayer, run, code, notify):
     names = sorted({r["name"] for r in replayer.rows})
+    took = f" in {time.perf_counter() - flortrace._imported:.1f} s"
+    if run.get("started") and run.get("ended"):
+        took += f"; recording took {run['ended'] - run['started']:.1f} s"
     notify(
-        f"replayed run {run['id']}: ran {len(replayer.executed_epochs)} epoch(s), "
+        f"replayed run {run['id']}{took}: ran {len(replayer.executed_epochs)} epoch(s), "
         f"{replayer.run_blocks} block(s) executed, {replayer.skipped_blocks} restored from memos; "
         f"{len(replayer.rows)} new value(s)" + (f" for {', '.join(names)}" if names else "")
     )

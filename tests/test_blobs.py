@@ -4,10 +4,12 @@ import array
 import hashlib
 import os
 
+import blake3
+import lz4.frame
 import pytest
 
 from flortrace.store import CorruptBlob, Store, StoreError
-from flortrace.store.blobs import BlobStore
+from flortrace.store.blobs import Batch, BlobStore, compresses
 
 
 @pytest.fixture
@@ -19,7 +21,7 @@ def blobs(tmp_path):
 def test_round_trip(blobs):
     data = b"hello flortrace" * 1000
     digest, stored, new = blobs.put(data)
-    assert digest == hashlib.blake2b(data, digest_size=32).hexdigest()
+    assert digest == blake3.blake3(data).hexdigest()
     assert new is True
     path = blobs.root / digest[:2] / digest
     assert path.is_file() and stored == path.stat().st_size
@@ -42,6 +44,67 @@ def test_large_buffer_is_compressed_in_slices(blobs):
     data = bytes(range(256)) * (20 * 4096 + 7)  # > 20 MB, several compression slices
     digest, _, _ = blobs.put(memoryview(data))
     assert blobs.get(digest) == data
+
+
+def test_incompressible_data_is_stored_raw_and_reads_back(blobs):
+    np = pytest.importorskip("numpy")
+    weights = np.random.default_rng(0).standard_normal(3_000_000).astype(np.float32)  # 12 MB, 3 blocks
+    zeros = np.zeros(3_000_000, dtype=np.float32)
+    assert not compresses(memoryview(weights).cast("B")) and compresses(memoryview(zeros).cast("B"))
+    raw, raw_size, _ = blobs.put(memoryview(weights))
+    packed, packed_size, _ = blobs.put(memoryview(zeros))
+    frame = (blobs.root / raw[:2] / raw).read_bytes()
+    assert raw_size == weights.nbytes + 7 + 3 * 4 + 4  # header, a size word per block, end mark
+    assert frame[7 + 4 : 7 + 4 + 100] == weights.tobytes()[:100]  # the bytes as they are
+    assert packed_size < zeros.nbytes // 100
+    assert blobs.get(raw) == weights.tobytes() and blobs.get(packed) == zeros.tobytes()
+    assert lz4.frame.decompress(frame) == weights.tobytes()  # still a standard lz4 frame
+
+
+def test_blobs_named_by_older_versions_still_verify(blobs):
+    data = b"written by flortrace 0.1" * 100
+    legacy = hashlib.blake2b(data, digest_size=32).hexdigest()
+    (blobs.root / legacy[:2]).mkdir(parents=True)
+    (blobs.root / legacy[:2] / legacy).write_bytes(lz4.frame.compress(data, content_checksum=True))
+    assert blobs.get(legacy) == data
+    (blobs.root / legacy[:2] / legacy).write_bytes(lz4.frame.compress(data[1:]))
+    with pytest.raises(CorruptBlob, match="does not match its digest"):
+        blobs.get(legacy)
+
+
+def test_prepared_blobs_appear_only_when_committed(blobs, tmp_path):
+    datas = [os.urandom(300_000) for _ in range(4)]
+    synced = []
+
+    def recording_map(fn, items):
+        items = list(items)
+        synced.extend(items)
+        return map(fn, items)
+
+    with Batch(blobs) as batch:
+        pending = [batch.prepare(d) for d in datas]
+        assert list(blobs) == [] and len(os.listdir(tmp_path / "tmp")) == 4
+        batch.commit(pending, map=recording_map)
+    assert sorted(blobs) == sorted(p.digest for p in pending) and os.listdir(tmp_path / "tmp") == []
+    assert len(synced) == 4 + len({p.digest[:2] for p in pending})  # the files, then their folders
+    assert [blobs.get(p.digest) for p in pending] == datas
+    with Batch(blobs) as batch:
+        again = batch.prepare(datas[0])
+    assert (again.new, again.tmp, again.stored) == (False, None, pending[0].stored)
+
+
+def test_discarded_and_failed_commits_leave_no_temporary_files(blobs, tmp_path):
+    with Batch(blobs) as batch:
+        batch.discard([batch.prepare(os.urandom(1000))])
+        assert os.listdir(tmp_path / "tmp") == [] and list(blobs) == []
+        pending = [batch.prepare(os.urandom(1000)) for _ in range(2)]
+
+        def failing_map(fn, items):
+            raise OSError(28, "No space left on device")
+
+        with pytest.raises(OSError, match="No space"):
+            batch.commit(pending, map=failing_map)
+    assert os.listdir(tmp_path / "tmp") == [] and list(blobs) == []
 
 
 def test_get_mutable_returns_bytearray(blobs):

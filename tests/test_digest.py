@@ -139,3 +139,35 @@ def test_torch_leaves_agree_across_dtypes_that_numpy_lacks():
     u = t.clone()
     u[5] += 1
     assert differences(digest({"t": t}), digest({"t": u}))
+
+
+# Leaves as digest VERSION 1 wrote them (computed by the code before tensor_leaf was sped up): a faster
+# leaf must be the same leaf, or recorded runs stop being comparable with their replays.
+VERSION_1_LEAVES = {
+    "float32 2x3": "tfloat32[2x3]:0000000140e0000091e79017|0",
+    "transposed": "tfloat32[3x2]:0000000140e000005fcfa77a|0",
+    "bfloat16": "tbfloat16[5]:fffffffffffffd00e6bd46a9|-1",
+    "bool": "tbool[3]:0000000000000002898483b3|True",
+    "complex conj": "tcomplex64[2]:0000000080400000edf2141b|(1-2j)",
+    "int64 0-dim": "tint64[scalar]:00000000000000076fe7d670|7",
+    "empty": "tfloat32[0x3]:000000000000000000000000|-",
+    "param": "tfloat32[4]:00000000fc000000a82d7e26|0.5",
+}
+
+
+def test_tensor_leaves_keep_the_format_of_their_version():
+    torch = pytest.importorskip("torch")
+    from flortrace.state.digest import VERSION, tensor_leaf
+
+    tensors = {
+        "float32 2x3": torch.arange(6, dtype=torch.float32).reshape(2, 3),
+        "transposed": torch.arange(6, dtype=torch.float32).reshape(2, 3).t(),
+        "bfloat16": torch.linspace(-1, 1, 5).to(torch.bfloat16),
+        "bool": torch.tensor([True, False, True]),
+        "complex conj": torch.tensor([1 + 2j, 3 - 4j], dtype=torch.complex64).conj(),
+        "int64 0-dim": torch.tensor(7),
+        "empty": torch.zeros(0, 3),
+        "param": torch.nn.Parameter(torch.full((4,), 0.5)),
+    }
+    assert VERSION == 1
+    assert {name: tensor_leaf(t) for name, t in tensors.items()} == VERSION_1_LEAVES

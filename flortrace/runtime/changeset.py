@@ -94,12 +94,13 @@ def changed(before, after):
     return {key for key, value in after.items() if before.get(key) != value}
 
 
-def capture(items):
+def capture(items, alloc=None):
     """Capture ``{(where, scope, name): obj}``; returns (payload, problems naming what failed). The objects
-    share one capture (``shared``), so what two names reach is captured and restored once."""
+    share one capture (``shared``), so what two names reach is captured and restored once. ``alloc`` gives
+    memory for large copies (the writer's shared memory)."""
     distinct = sorted({id(obj): obj for obj in items.values()}.values(), key=_owner_first)
     try:
-        records = state.capture_all(distinct)
+        records = state.capture_all(distinct, alloc)
     except Exception as exc:  # a user object whose state cannot be read
         records = [state.Unsupported(f"{type(exc).__name__}: {exc}")] * len(distinct)
     objects, index, problems = [], {}, []
@@ -147,6 +148,8 @@ def restore(payload, frames_by_where):
             later.append((entry, frame, current))
             continue
         bound.append((entry, frame, current))
+    if shared is not None:  # what other objects hold is restored through them, where they hold it
+        bound.sort(key=lambda b: shared.referenced(getattr(payload["objects"][b[0][3]], "key", None)))
     for entry, frame, current in bound:
         _restore_one(payload, entry, frame, current, live, rebind, shared)
     for entry, frame, current in later:
@@ -161,8 +164,11 @@ def restore(payload, frames_by_where):
 
 def _restore_one(payload, entry, frame, current, live, rebind, shared):
     where, scope, name, idx = entry
+    key = getattr(payload["objects"][idx], "key", None)
     if idx in live:
         new = live[idx]
+    elif shared is not None and key in shared.memo:  # restored already, inside an object that holds it
+        new = live[idx] = shared.memo[key]
     elif current is frames.MISSING:
         new = live[idx] = state.materialize(payload["objects"][idx], shared)
     else:

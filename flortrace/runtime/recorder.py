@@ -54,7 +54,7 @@ class Recorder(Session):
         self.main_runs = []
         self.epochs_done = 0
         self.checkpoints = 0
-        self._snap = False  # this epoch is snapshotted
+        self._snap = False  # this epoch got a checkpoint
         self._memos = []
         self._epoch_stall = 0.0
         self._main_fp = None
@@ -62,7 +62,7 @@ class Recorder(Session):
         self._block_fp = {}
         self._taken = []  # (epoch, kind, loop id, changeset size when captured)
         self._last_compute = None
-        self._last_decision = None
+        self._memo_skips = []  # (loop id, reason) of the blocks of this epoch not memoized
         self._own = 0.0
         self._main_runs_dirty = False
         self._rows.update(layouts=[], digests=[], outputs=[])
@@ -195,7 +195,7 @@ class Recorder(Session):
         for row in self._rows["logs"]:
             if row["epoch"] == epoch:
                 row["epoch"] = row["step"] = None
-        self._memos, self._snap, self._main_fp, self._last_decision = [], False, None, None
+        self._memos, self._snap, self._main_fp, self._memo_skips = [], False, None, []
 
     def on_main(self, act):
         t0 = perf_counter()
@@ -232,14 +232,8 @@ class Recorder(Session):
             self.warned.add("writer")
             self.notify(f"checkpointing stopped, training goes on: {self.writer.failed}")
         self._epoch_stall = 0.0
-        self._memos = []
-        self.policy.writer_time(self.writer.stats()["cpu_seconds"])
-        take, reason = self.policy.decide(self._last_compute, self._writer_behind)
-        self._snap = take
-        action = "take" if take else "skip"
-        if take or (action, reason.partition(" (")[0]) != self._last_decision:  # a run of skips: one row
-            self._decide(self.epoch, "snapshot", None, action, reason)
-        self._last_decision = (action, reason.partition(" (")[0])
+        self._memos, self._memo_skips, self._snap = [], [], False
+        self.policy.writer_time(self.writer.stats()["cpu_seconds"], self.writer.busy)
         if self._discovering():
             first = self._top_fp.pop(act, None) if act.index == 0 else None
             self._main_fp = first or changeset.fingerprints(self._namespace(act.frame))
@@ -272,23 +266,19 @@ class Recorder(Session):
                     self._add_main((scope, name), "rebound in the epoch loop")
             self._invalidate()
         self._witness(act, epoch)
-        if (
-            self._snap
-            or (last and self.snapshots)
-            or (self._start is not None and self._start[0] == _key(act))
-        ):
-            self._checkpoint(act, epoch, last)
+        discovering = self._discovering()
+        self.policy.epoch_done(compute)  # before the checkpoint decision, which weighs this epoch too
+        self._checkpoint(act, epoch, last)
         self._add("epochs", (epoch, act.info.id, act.index, time.time() - seconds, seconds))
         run = self.main_runs[-1] if self.main_runs else {}
         run["steps"] = self.evidence.steps - self._steps_at_main
         run["seconds"] = run.get("seconds", 0.0) + seconds
         run["epochs"] = run.get("epochs", 0) + 1
-        self.policy.add_compute(compute)
-        self.policy.epoch_done()
         self._last_compute = compute
         self.epochs_done += 1
         self._flush(force=self._snap or last)
-        self.policy.add_own(own + perf_counter() - now - self._epoch_stall)  # _epoch_stall: the checkpoint's
+        # _epoch_stall: the checkpoint's, charged with it; the discovery's fingerprints are paid once
+        self.policy.add_own(own + perf_counter() - now - self._epoch_stall, one_off=discovering)
 
     def summary(self):
         """How many epochs the run has, as people count them: the training loop's, then the others'."""
@@ -388,53 +378,69 @@ class Recorder(Session):
         return live is not None and key[0] in ("local", "global") and key[1] not in live
 
     def _checkpoint(self, act, epoch, last):
-        start = self._start_snapshot(act)
-        if not (self._snap or last):
-            if start is not None and not self.writer.submit_many([start], epoch=epoch, reason="start"):
-                self._decide(epoch, "start", act.info.id, "dropped", "writer still busy")
+        """Decide the epoch's checkpoint, then hand it over with the epoch's memos (and the start state)."""
+        if not self.snapshots:
+            self._decide(epoch, "snapshot", None, "skip", "no snapshots (--overhead 0)")
             return
-        t0 = perf_counter()
-        payload, problems = changeset.capture(_resolve(self._checkpoint_items(), {"main": act.frame}))
-        stall = perf_counter() - t0
-        self._epoch_stall += stall
-        self.policy.add_stall(stall + sum(m["stall"] for m in self._memos))
-        self._warn(problems)
-        reason = "policy"
-        if last and not self._snap:
-            reason = "last epoch of the main loop: always checkpointed"
-            if problems:
-                names = ", ".join(sorted({p.partition(":")[0] for p in problems}))
-                self._decide(epoch, "snapshot", None, "skip", f"last epoch, but {names} cannot be captured")
-            else:
-                self._decide(epoch, "snapshot", None, "take", reason)
+        start = self._start_snapshot(act)
+        take, reason = self.policy.checkpoint(last, self._writer_behind)
+        if self.writer.failed:
+            take, reason = False, f"checkpointing stopped: {self.writer.failed}"
         snaps = ([] if start is None else [start]) + [dict(m, kind="memo") for m in self._memos]
-        snaps.append(
-            dict(
-                kind="checkpoint",
-                loop_id=act.info.id,
-                seq=None,
-                payload=payload,
-                stall=stall,
-                partial=bool(problems),
+        if take:
+            t0 = perf_counter()
+            payload, problems = changeset.capture(
+                _resolve(self._checkpoint_items(), {"main": act.frame}), alloc=self.writer.alloc
             )
-        )
+            stall = perf_counter() - t0
+            self._epoch_stall += stall
+            self._warn(problems)
+            snap = dict(kind="checkpoint", loop_id=act.info.id, seq=None, payload=payload, stall=stall)
+            snaps.append(dict(snap, partial=bool(problems), problems=problems))
+            if problems:
+                take, reason = (
+                    False,
+                    f"cannot capture {', '.join(sorted({p.partition(':')[0] for p in problems}))}",
+                )
         keep = []
         for snap in snaps:
             if snap.pop("partial"):
-                names = ", ".join(sorted({p.partition(":")[0] for p in snap.get("problems", problems)}))
-                self._decide(epoch, snap["kind"], snap["loop_id"], "skip", f"cannot capture {names}")
+                if snap["kind"] != "checkpoint":
+                    names = ", ".join(sorted({p.partition(":")[0] for p in snap["problems"]}))
+                    self._decide(epoch, snap["kind"], snap["loop_id"], "skip", f"cannot capture {names}")
             else:
                 keep.append(snap)
-        snaps = keep
-        if last and self.writer.busy:
+        action = "take" if take else "skip"
+        if last and keep and self.writer.busy:
             self.writer.wait()
-        if snaps and self.writer.submit_many(snaps, epoch=epoch, reason=reason):
+        t0 = perf_counter()
+        taken = bool(keep) and self.writer.submit_many(keep, epoch=epoch, reason=reason if take else "memo")
+        handover = perf_counter() - t0
+        self._epoch_stall += handover
+        stalls = [s["stall"] + handover / len(keep) for s in keep]
+        if taken:
             self.checkpoints += 1
+            self._snap = take
+            if take:
+                self.policy.checkpointed()
+            self.policy.submitted([(s["kind"], s["loop_id"], st) for s, st in zip(keep, stalls, strict=True)])
             size = self._checkpoint_size()
-            self._taken.extend((epoch, s["kind"], s["loop_id"], s.get("size", size)) for s in snaps)
-        elif snaps:
-            self._decide(epoch, "snapshot", None, "dropped", "writer still busy with the previous snapshot")
+            self._taken.extend((epoch, s["kind"], s["loop_id"], s.get("size", size)) for s in keep)
+        elif keep:
+            self.policy.dropped(sum(stalls))
+            action = "dropped"
+            reason = self.writer.failed or "writer still busy with the previous snapshot"
+        sent = sum(1 for s in keep if s["kind"] == "memo") if taken else 0
+        self._decide(epoch, "snapshot", None, action, reason + self._memo_summary(sent))
         self._memos = []
+
+    def _memo_summary(self, sent):
+        """What became of the epoch's memos (``sent`` of them were handed over), for its decision row."""
+        if not self._memos and not self._memo_skips:
+            return ""
+        out = f"; memos: {sent} of {len(self._memos) + len(self._memo_skips)}"
+        skips = "; ".join(f"{loop_id.rpartition(':')[2]} skipped: {why}" for loop_id, why in self._memo_skips)
+        return out + (f" ({skips})" if skips else "")
 
     # ---- blocks -------------------------------------------------------------------------------
     def _block_candidates(self, act):
@@ -481,10 +487,15 @@ class Recorder(Session):
                     keys.add((where, scope, name))
                     self.reasons.setdefault(info.id, {})[name] = "rebound in the block"
         stall = 0.0
-        if self._snap and self.epoch is not None:
+        take = False
+        if self.snapshots and self.epoch is not None and not self.writer.failed:
+            take, why = self.policy.memo(info.id, seconds, self._writer_behind)
+            if not take:
+                self._memo_skips.append((info.id, why))
+        if take:
             began = perf_counter()
             payload, problems = changeset.capture(
-                _resolve({k: None for k in keys}, {"main": main, "block": act.frame})
+                _resolve({k: None for k in keys}, {"main": main, "block": act.frame}), alloc=self.writer.alloc
             )
             stall = perf_counter() - began
             self._epoch_stall += stall

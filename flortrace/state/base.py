@@ -66,6 +66,9 @@ def resolve_name(module: str, qualname: str | None):
     return obj
 
 
+_TYPE_REFS: dict = {}  # type -> its TypeRef
+
+
 @dataclass(frozen=True)
 class TypeRef:
     """A class by name."""
@@ -76,7 +79,10 @@ class TypeRef:
     @classmethod
     def of(cls, obj) -> TypeRef:
         t = type(obj)
-        return cls(t.__module__, t.__qualname__)
+        ref = _TYPE_REFS.get(t)
+        if ref is None or (ref.module, ref.qualname) != (t.__module__, t.__qualname__):
+            ref = _TYPE_REFS[t] = cls(t.__module__, t.__qualname__)  # one per type: pickled once too
+        return ref
 
     def matches(self, obj) -> bool:
         t = type(obj)
@@ -195,6 +201,7 @@ class RestoreContext:
     memo: dict[int, object] = field(default_factory=dict)
     records: list = field(default_factory=list)
     _index: dict | None = None
+    _refs: set | None = None
 
     def remember(self, key: int | None, obj):
         if key is not None:
@@ -214,21 +221,33 @@ class RestoreContext:
         return rec.materialize(self) if live is None else rec.restore(live, self)
 
     def _record(self, key):
-        if self._index is None:
-            self._index = {}
-            todo = list(self.records)
-            while todo:
-                x = todo.pop()
-                if isinstance(x, Captured) and dataclasses.is_dataclass(x):
-                    k = getattr(x, "key", None)
-                    if isinstance(k, int) and not isinstance(x, Ref):
-                        self._index.setdefault(k, x)
-                    todo.extend(getattr(x, f.name) for f in dataclasses.fields(x))
-                elif isinstance(x, (list, tuple)):
-                    todo.extend(x)
-                elif isinstance(x, dict):
-                    todo.extend(x.values())
+        self._walk()
         return self._index.get(key)
+
+    def referenced(self, key) -> bool:
+        """Whether a record holds a reference to the object captured under ``key`` (it sits inside
+        another captured object: a loop variable bound to a row of a list, say)."""
+        self._walk()
+        return key in self._refs
+
+    def _walk(self):
+        if self._index is not None:
+            return
+        self._index, self._refs = {}, set()
+        todo = list(self.records)
+        while todo:
+            x = todo.pop()
+            if isinstance(x, Captured) and dataclasses.is_dataclass(x):
+                k = getattr(x, "key", None)
+                if isinstance(x, Ref):
+                    self._refs.add(k)
+                elif isinstance(k, int):
+                    self._index.setdefault(k, x)
+                todo.extend(getattr(x, f.name) for f in dataclasses.fields(x))
+            elif isinstance(x, (list, tuple)):
+                todo.extend(x)
+            elif isinstance(x, dict):
+                todo.extend(x.values())
 
     def restore(self, obj, rec: Captured):
         return rec.restore(obj, self)

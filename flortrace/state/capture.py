@@ -9,9 +9,11 @@ nesting, or for objects with C-level state, pickle.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 import sys
 import types
+from collections.abc import Callable
 
 from flortrace.state import generic, kinds, numpystate, rng, torchstate
 from flortrace.state.base import (
@@ -55,13 +57,24 @@ def _code(obj, where="") -> Code:
 
 
 class Capturer:
-    """State of one capture: objects met so far (kept alive so ids stay unique), path for messages."""
+    """State of one capture: objects met so far (kept alive so ids stay unique), path for messages, and
+    ``alloc(nbytes)``, which gives memory for large copies (shared with the writer process) or None."""
 
-    def __init__(self):
+    def __init__(self, alloc=None):
         self.memo: dict[int, int] = {}
         self.alive: list = []
         self.pending: list = []  # (TensorState, device, host tensor): device->host copies in flight
         self.path: list[str] = []
+        self.alloc = alloc
+
+    def copy_array(self, a):
+        """A C-contiguous copy of numpy array ``a`` that nothing else holds."""
+        out = self.alloc(a.nbytes) if self.alloc is not None else None
+        if out is None:
+            return a.copy()
+        out = out.view(a.dtype).reshape(a.shape)
+        out[...] = a
+        return out
 
     def new_key(self, obj) -> int:
         key = len(self.alive)
@@ -70,9 +83,14 @@ class Capturer:
         return key
 
     def where(self) -> str:
-        return f" at {''.join(self.path)}" if self.path else ""
+        """Where in the object the capture is, for messages: ``.fc.weight``, ``['state'][0]``."""
+        if not self.path:
+            return ""
+        return " at " + "".join(step if type(step) is str else f"[{step[0]!r}]" for step in self.path)
 
-    def child(self, obj, step: str) -> Captured:
+    def child(self, obj, step) -> Captured:
+        """Capture ``obj``, reached by ``step``: text (``.name``), or ``(key,)`` for ``[key]``, which is
+        only written out if a message needs it."""
         self.path.append(step)
         try:
             return self.capture(obj)
@@ -80,56 +98,80 @@ class Capturer:
             self.path.pop()
 
     def capture(self, obj) -> Captured:
-        if type(obj) in SCALARS:
+        cls = type(obj)
+        if cls in SCALARS:
             return Value(obj)
         key = self.memo.get(id(obj))
         if key is not None:
             return Ref(key)
-        if is_value(obj):
+        if (cls is tuple or cls is frozenset) and is_value(obj):
             return Value(obj)
-        reason = kinds.resource_reason(obj)
-        if reason is not None:
-            raise Unsupported(f"cannot capture {type_name(obj)} ({reason}){self.where()}")
-        if kinds.is_code(obj):
-            return _code(obj, self.where())
+        route = _ROUTES.get(cls) or _route(obj)
         try:
-            return self._dispatch(obj)
+            return route(obj, self)
         except Unsupported:
             raise
         except Exception as exc:
             raise Unsupported(f"cannot capture {type_name(obj)}{self.where()}: {exc}") from exc
 
-    def _dispatch(self, obj) -> Captured:
-        if "torch" in sys.modules:
-            rec = torchstate.capture(obj, self)
-            if rec is not None:
-                return rec
-        if kinds.is_ignored(obj):
-            return Code(type_name(obj))
-        if "numpy" in sys.modules:
-            rec = numpystate.capture(obj, self)
-            if rec is not None:
-                return rec
-        if isinstance(obj, random.Random):
-            return rng.capture_random(obj, self)
-        if len(self.path) > MAX_DEPTH:
-            return Pickled.of(obj, self.new_key(obj), self.where())
-        return generic.capture(obj, self)
+
+_ROUTES: dict[type, Callable] = {}  # type -> how its objects are captured: fn(obj, capturer)
 
 
-def capture(obj) -> Captured:
+def _route(obj) -> Callable:
+    """Decide how objects of ``obj``'s type are captured, once per type (what each check looks at is the
+    type; what varies between objects, the adapters look at). A type met before torch or numpy was imported
+    cannot be one of theirs, so a decision never goes stale."""
+    route = _decide(obj)
+    _ROUTES[type(obj)] = route
+    return route
+
+
+def _decide(obj) -> Callable:
+    reason = kinds.resource_reason(obj)
+    if reason is not None:
+        return functools.partial(_refuse, reason)
+    if kinds.is_code(obj):
+        return lambda obj, ctx: _code(obj, ctx.where())
+    if "torch" in sys.modules:
+        route = torchstate.route(obj)
+        if route is not None:
+            return route
+    if kinds.is_ignored(obj):
+        return lambda obj, ctx: Code(type_name(obj))
+    if "numpy" in sys.modules:
+        route = numpystate.route(obj)
+        if route is not None:
+            return route
+    if isinstance(obj, random.Random):
+        return rng.capture_random
+    return _generic
+
+
+def _refuse(reason, obj, ctx):
+    raise Unsupported(f"cannot capture {type_name(obj)} ({reason}){ctx.where()}")
+
+
+def _generic(obj, ctx) -> Captured:
+    if len(ctx.path) > MAX_DEPTH:
+        return Pickled.of(obj, ctx.new_key(obj), ctx.where())
+    return generic.capture(obj, ctx)
+
+
+def capture(obj, alloc=None) -> Captured:
     """A picklable snapshot of `obj` (plain data and private numpy copies); raises Unsupported."""
-    capturer = Capturer()
+    capturer = Capturer(alloc)
     rec = capturer.capture(obj)
-    torchstate.finish_copies(capturer.pending)
+    torchstate.finish_copies(capturer.pending, capturer)
     return rec
 
 
-def capture_all(objs: list) -> list:
+def capture_all(objs: list, alloc=None) -> list:
     """Snapshots of several objects that share one capture, so an object two of them reach (a parameter in
     a model and in a loop variable) is captured once and restored as one. An object that cannot be captured
-    gets its Unsupported exception in its place."""
-    capturer = Capturer()
+    gets its Unsupported exception in its place. Large copies go to memory from ``alloc`` when it gives
+    some (see `Capturer`)."""
+    capturer = Capturer(alloc)
     out = []
     for obj in objs:
         mark = len(capturer.alive)
@@ -140,7 +182,7 @@ def capture_all(objs: list) -> list:
                 del capturer.memo[key]
             del capturer.alive[mark:]
             out.append(exc)
-    torchstate.finish_copies(capturer.pending)
+    torchstate.finish_copies(capturer.pending, capturer)
     return out
 
 

@@ -112,6 +112,10 @@ def _scalar(obj) -> str:
     return text if len(text) <= REPR_LIMIT else _crc(text.encode("utf-8", "surrogatepass"))
 
 
+_NOT_STATE: dict[type, bool] = {}  # type -> whether its objects are code or system resources
+_IGNORED: dict[type, bool] = {}  # type -> whether its objects are I/O companions (loggers, progress bars)
+
+
 class _Digester:
     def __init__(self):
         self.out: dict[str, str] = {}
@@ -130,7 +134,10 @@ class _Digester:
             return self.leaf(path, "=" + first)
         if is_value(obj):
             return self.leaf(path, _scalar(obj))
-        if kinds.is_code(obj) or kinds.resource_reason(obj) is not None:
+        skip = _NOT_STATE.get(cls)
+        if skip is None:  # decided once per type: what kinds.py looks at is the type
+            skip = _NOT_STATE[cls] = kinds.is_code(obj) or kinds.resource_reason(obj) is not None
+        if skip:
             return None  # not state (see kinds.py): replay rebuilds it
         self.seen[id(obj)] = path
         self.alive.append(obj)
@@ -144,7 +151,10 @@ class _Digester:
     def _dispatch(self, obj, cls, path, depth):
         if "torch" in sys.modules and self._torch(obj, path, depth):
             return
-        if kinds.is_ignored(obj):
+        ignored = _IGNORED.get(cls)
+        if ignored is None:
+            ignored = _IGNORED[cls] = kinds.is_ignored(obj)
+        if ignored:
             return
         np = sys.modules.get("numpy")
         if np is not None and self._numpy(np, obj, path):
@@ -293,22 +303,31 @@ def tensor_leaf(t) -> str:
     """The leaf of a tensor: exact sum of its bits, a sample checksum and its first value."""
     torch = sys.modules["torch"]
     t = t.detach()
-    if t.layout != torch.strided or t.is_quantized or t.device.type == "meta":
+    device = t.device.type
+    if t.layout is not torch.strided or t.is_quantized or device == "meta":
         return UNKNOWN
-    t = t.resolve_conj().resolve_neg().contiguous()
-    kind = str(t.dtype).removeprefix("torch.")
-    n = t.numel()
-    if n == 0:
+    if t.is_conj():
+        t = t.resolve_conj()
+    if t.is_neg():
+        t = t.resolve_neg()
+    if not t.is_contiguous():
+        t = t.contiguous()
+    kind = torchstate._dtype_name(t)
+    if not t.numel():
         return _bits_leaf(kind, t.shape, 0, b"", "-")
     flat = t.reshape(-1)
-    first = _first(flat[0].item())
-    if t.device.type == "cpu":
-        raw = flat.view(torch.uint8).numpy()
+    if device == "cpu":
         np = sys.modules["numpy"]
+        if kind in torchstate._NUMPY_DTYPES:  # its values read from numpy: a torch .item() costs more
+            values = flat.numpy()
+            first, raw = _first(values[0].item()), values.view(np.uint8)
+        else:
+            first, raw = _first(flat[0].item()), flat.view(torch.uint8).numpy()
         view = raw.view(getattr(np, _int_view(raw.size)))
         total = int(view.sum(dtype=np.int64))
         step = max(1, view.size // SAMPLE)
         return _bits_leaf(kind, t.shape, total, view[::step].tobytes(), first)
+    first = _first(flat[0].item())
     raw = flat.view(torch.uint8)
     view = raw.view(getattr(torch, _int_view(raw.numel())))
     total = int(view.sum(dtype=torch.int64).item())

@@ -39,7 +39,7 @@ def _all_scalars(items) -> bool:
 
 
 def _capture_items(items, ctx) -> list[Captured]:
-    return [ctx.child(x, f"[{i}]") for i, x in enumerate(items)]
+    return [ctx.child(x, (i,)) for i, x in enumerate(items)]
 
 
 def _rebuild_items(recs, plain: bool, live, ctx) -> list:
@@ -373,8 +373,10 @@ def _capture_dict(obj: dict, ctx) -> DictState:
     else:
         items = []
         for k, v in list(obj.items()):
-            krec = Value(k) if type(k) in SCALARS else ctx.child(k, "[<key>]")
-            items.append((krec, ctx.child(v, f"[{k!r}]" if type(k) in SCALARS else "[...]")))
+            if type(k) in SCALARS:
+                items.append((Value(k), ctx.child(v, (k,))))
+            else:
+                items.append((ctx.child(k, "[<key>]"), ctx.child(v, "[...]")))
     factory = getattr(obj, "default_factory", None) if isinstance(obj, collections.defaultdict) else None
     factory_rec = ctx.child(factory, ".default_factory") if factory is not None else None
     return DictState(key, TypeRef.of(obj), items, plain, factory_rec, _attrs_if_subclass(obj, dict, ctx))

@@ -101,21 +101,25 @@ def is_rng(obj) -> bool:
     return "numpy" in sys.modules and _rng_kind(obj) is not None
 
 
-def capture(obj, ctx) -> Captured | None:
-    """Capture a numpy object, or return None when `obj` is not one."""
+def route(obj):
+    """How objects of ``obj``'s type are captured (``fn(obj, ctx)``), or None when it is no numpy type."""
     np = _np()
-    cls = type(obj)
-    if cls is np.ndarray and not obj.dtype.hasobject:
-        return ArrayState(ctx.new_key(obj), obj.copy())
-    if isinstance(obj, np.ndarray):  # object arrays and subclasses (masked arrays...)
-        return Pickled.of(obj, ctx.new_key(obj), ctx.where())
+    if type(obj) is np.ndarray:
+        return _capture_array
+    if isinstance(obj, np.ndarray):  # subclasses (masked arrays...)
+        return lambda a, ctx: Pickled.of(a, ctx.new_key(a), ctx.where())
     if isinstance(obj, (np.generic, np.dtype)):
-        return Value(obj)
+        return lambda v, ctx: Value(v)
     kind = _rng_kind(obj)
     if kind is not None:
-        key = ctx.new_key(obj)
-        return NumpyRngState(key, kind, ctx.child(_get_state(obj, kind), ".state"))
+        return lambda g, ctx: NumpyRngState(ctx.new_key(g), kind, ctx.child(_get_state(g, kind), ".state"))
     return None
+
+
+def _capture_array(a, ctx) -> Captured:
+    if a.dtype.hasobject:  # object arrays are pickled
+        return Pickled.of(a, ctx.new_key(a), ctx.where())
+    return ArrayState(ctx.new_key(a), ctx.copy_array(a))
 
 
 def _freeze(value):

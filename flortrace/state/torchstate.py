@@ -35,8 +35,15 @@ def _torch():
     return sys.modules["torch"]
 
 
+_DTYPE_NAMES: dict = {}  # torch.dtype -> its name ("float32"): str() of a dtype costs a microsecond
+
+
 def _dtype_name(t) -> str:
-    return str(t.dtype).removeprefix("torch.")
+    dtype = t.dtype
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = str(dtype).removeprefix("torch.")
+    return name
 
 
 @dataclass
@@ -120,34 +127,44 @@ def restore_grad(t, rec: TensorState | None, ctx) -> None:
 
 def capture_tensor(t, ctx, key: int | None) -> TensorState:
     torch = _torch()
-    if t.layout != torch.strided or t.is_quantized or t.device.type == "meta":
+    device = t.device
+    kind = device.type
+    if t.layout is not torch.strided or t.is_quantized or kind == "meta":
         raise Unsupported(f"cannot capture a {t.layout} {t.dtype} tensor on {t.device}{ctx.where()}")
-    data = t.detach().resolve_conj().resolve_neg()
+    data = t.detach()
+    if data.is_conj():
+        data = data.resolve_conj()
+    if data.is_neg():
+        data = data.resolve_neg()
     dtype = _dtype_name(t)
     if dtype not in _NUMPY_DTYPES:
         data = data.view(getattr(torch, _BITS[data.element_size()]))
-    param = isinstance(t, torch.nn.Parameter)
-    rec = TensorState(key, None, dtype, str(t.device), t.requires_grad, param, None)
-    if data.device.type == "cpu":
-        rec.data = data.numpy().copy()
-    elif data.device.type == "cuda":
-        ctx.pending.append((rec, data.device, data.to("cpu", non_blocking=True)))
+    cls = type(t)
+    param = cls is torch.nn.Parameter or (cls is not torch.Tensor and isinstance(t, torch.nn.Parameter))
+    rec = TensorState(key, None, dtype, "cpu" if kind == "cpu" else str(device), t.requires_grad, param, None)
+    if kind == "cpu":
+        rec.data = ctx.copy_array(data.numpy())
+    elif kind == "cuda":
+        ctx.pending.append((rec, device, data.to("cpu", non_blocking=True)))
     else:
         rec.data = data.cpu().numpy()
-    if t.is_leaf and t.grad is not None:
-        rec.grad = capture_tensor(t.grad, ctx, None)
+    if t.is_leaf:
+        grad = t.grad
+        if grad is not None:
+            rec.grad = capture_tensor(grad, ctx, None)
     return rec
 
 
-def finish_copies(pending: list) -> None:
-    """Wait for the device->host copies started by a capture and hand their data to the records."""
+def finish_copies(pending: list, ctx) -> None:
+    """Wait for the device->host copies started by a capture and hand their data to the records (copied
+    on into the capture's shared memory when it has some, so the pinned buffers go back to torch)."""
     if not pending:
         return
     torch = _torch()
     for device in {device for _, device, _ in pending}:
         torch.cuda.synchronize(device)
     for rec, _, host in pending:
-        rec.data = host.numpy()
+        rec.data = host.numpy() if ctx.alloc is None else ctx.copy_array(host.numpy())
     pending.clear()
 
 
@@ -402,29 +419,36 @@ def rng_paths(obj) -> list[tuple[tuple[str, ...], object]]:
     return found
 
 
-def capture(obj, ctx) -> Captured | None:
-    """Capture a torch object, or return None when `obj` is not one."""
+def route(obj):
+    """How objects of ``obj``'s type are captured (``fn(obj, ctx)``), or None when it is no torch type."""
     torch = _torch()
     if isinstance(obj, torch.Tensor):
-        return capture_tensor(obj, ctx, ctx.new_key(obj))
+        return lambda t, ctx: capture_tensor(t, ctx, ctx.new_key(t))
     if isinstance(obj, torch.nn.Module):
-        return _capture_module(obj, ctx)
+        return _capture_module
     if isinstance(obj, (torch.optim.Optimizer, *_scheduler_types(), *_scaler_types())):
-        key = ctx.new_key(obj)
-        return LoadableState(key, TypeRef.of(obj), ctx.child(obj.state_dict(), ".state_dict()"))
+        return _capture_loadable
     if isinstance(obj, torch.Generator):
-        state = obj.get_state().numpy().copy()
-        return GeneratorState(ctx.new_key(obj), str(obj.device), state)
+        return lambda g, ctx: GeneratorState(ctx.new_key(g), str(g.device), g.get_state().numpy().copy())
     if isinstance(obj, (torch.dtype, torch.device)):
-        return TorchValue("dtype" if isinstance(obj, torch.dtype) else "device", str(obj))
+        return lambda v, ctx: TorchValue("dtype" if isinstance(v, torch.dtype) else "device", str(v))
     if is_data_object(obj):
-        paths = rng_paths(obj)
-        if not paths:
-            return Code(type_name(obj))
-        key = ctx.new_key(obj)
-        rngs = {path: ctx.child(rng, "." + ".".join(path)) for path, rng in paths}
-        return RngHolderState(key, TypeRef.of(obj), rngs)
+        return _capture_data_object
     return None
+
+
+def _capture_loadable(obj, ctx) -> LoadableState:
+    key = ctx.new_key(obj)
+    return LoadableState(key, TypeRef.of(obj), ctx.child(obj.state_dict(), ".state_dict()"))
+
+
+def _capture_data_object(obj, ctx) -> Captured:
+    paths = rng_paths(obj)
+    if not paths:
+        return Code(type_name(obj))
+    key = ctx.new_key(obj)
+    rngs = {path: ctx.child(rng, "." + ".".join(path)) for path, rng in paths}
+    return RngHolderState(key, TypeRef.of(obj), rngs)
 
 
 def _sample(t) -> bytes:

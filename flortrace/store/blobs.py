@@ -1,8 +1,14 @@
-"""Content-addressed blob store: each blob is an lz4 frame at ``ROOT/ab/<blake2b-256 hex digest>``.
+"""Content-addressed blob store: each blob is an lz4 frame at ``ROOT/ab/<blake3 hex digest>``.
 
-Blobs are written to a temporary file, fsynced, then renamed into place, so a blob that exists is
-complete. Identical data is stored once, across snapshots and runs (a frozen backbone costs nothing
-after the first checkpoint). Reads verify the digest, so damage is reported rather than restored.
+A blob is written to a temporary file, made durable (fsync), then renamed into place, so a blob that exists
+is complete. A ``Batch`` writes many blobs and then commits them at once: the blobs of a snapshot share one
+round of fsyncs, issued together, instead of one round trip to the disk each.
+Identical data is stored once, across snapshots and runs (a frozen backbone costs nothing after the first
+checkpoint). Data that lz4 cannot shrink (trained float weights, mostly) is detected from samples and
+stored in uncompressed frame blocks, at the speed of a copy; it still reads as an lz4 frame. Reads verify
+the digest, so damage is reported rather than restored. Blobs are named by BLAKE3 (cryptographic, and
+faster per core than lz4 itself on the data it cannot compress); blobs of stores made before it are named
+by blake2b-256 and still verify.
 """
 
 from __future__ import annotations
@@ -11,10 +17,15 @@ import hashlib
 import os
 import re
 import stat
+import struct
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import blake3
+import lz4.block
 import lz4.frame
 
 from flortrace.store import CorruptBlob
@@ -22,11 +33,84 @@ from flortrace.store.access import FOLDER_MODE, UnsafeStore, check_owned, open_n
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 8 << 20  # compress in slices so a huge buffer never has a second full-size copy in memory
+_BLOCK = 4 << 20  # lz4 frame block size: large blocks let lz4 skip through incompressible data quickly
+_RAW_FLAG = 0x80000000  # an lz4 frame block stored uncompressed
+_END_MARK = b"\0\0\0\0"
+_SAMPLE = 64 << 10  # bytes in each of the three samples that judge whether data compresses
+_SAMPLED_FROM = 4 * _SAMPLE  # smaller data is simply compressed
+_INCOMPRESSIBLE = 0.9  # samples lz4 cannot shrink below this fraction: store the data raw
 
 
-def digest_of(data: bytes | bytearray | memoryview) -> str:
-    """The blob name of ``data``: hex blake2b-256 of the raw bytes."""
-    return hashlib.blake2b(data, digest_size=32).hexdigest()
+def digest_of(data: bytes | bytearray | memoryview, threads: int = 1) -> str:
+    """The blob name of ``data``: hex BLAKE3-256 of the raw bytes, hashed on up to ``threads`` threads."""
+    return blake3.blake3(data, max_threads=threads).hexdigest()
+
+
+def _names(data, digest: str) -> bool:
+    """Whether ``digest`` names ``data``: its BLAKE3, or its blake2b-256 (blobs of older versions)."""
+    if digest_of(data, blake3.blake3.AUTO) == digest:
+        return True
+    return hashlib.blake2b(data, digest_size=32).hexdigest() == digest
+
+
+def _frame_header() -> bytes:
+    """The 7-byte header of an lz4 frame with 4 MiB blocks, no checksums and no content size."""
+    return lz4.frame.LZ4FrameCompressor(block_size=lz4.frame.BLOCKSIZE_MAX4MB, content_checksum=False).begin()
+
+
+_HEADER = _frame_header()
+
+
+def compresses(view: memoryview) -> bool:
+    """Whether lz4 is worth running on ``view``: judged from three samples (start, middle, end)."""
+    if view.nbytes < _SAMPLED_FROM:
+        return True
+    size = view.nbytes
+    packed = sum(
+        len(lz4.block.compress(view[at : at + _SAMPLE], store_size=False))
+        for at in (0, (size - _SAMPLE) // 2, size - _SAMPLE)
+    )
+    return packed < _INCOMPRESSIBLE * 3 * _SAMPLE
+
+
+def _write_all(fd: int, data) -> None:
+    view = memoryview(data)
+    while view.nbytes:
+        view = view[os.write(fd, view) :]
+
+
+def write_frame(fd: int, view: memoryview) -> None:
+    """Write ``view`` to ``fd`` as one lz4 frame: compressed, or in raw blocks when it does not compress."""
+    if not compresses(view):
+        _write_all(fd, _HEADER)
+        for start in range(0, view.nbytes, _BLOCK):
+            block = view[start : start + _BLOCK]
+            _write_all(fd, struct.pack("<I", block.nbytes | _RAW_FLAG))
+            _write_all(fd, block)
+        _write_all(fd, _END_MARK)
+        return
+    if view.nbytes <= _CHUNK:  # in one call, with blocks no larger than the data
+        _write_all(
+            fd, lz4.frame.compress(view, block_size=lz4.frame.BLOCKSIZE_MAX4MB, content_checksum=False)
+        )
+        return
+    comp = lz4.frame.LZ4FrameCompressor(
+        block_size=lz4.frame.BLOCKSIZE_MAX4MB, content_checksum=False, compression_level=0
+    )
+    _write_all(fd, comp.begin(view.nbytes))
+    for start in range(0, view.nbytes, _CHUNK):
+        _write_all(fd, comp.compress(view[start : start + _CHUNK]))
+    _write_all(fd, comp.flush())
+
+
+@dataclass
+class Pending:
+    """A blob ``prepare`` handled: new ones wait in the temporary file ``tmp`` until ``commit``."""
+
+    digest: str
+    stored: int  # its size on disk
+    new: bool  # not stored before
+    tmp: str | None = None
 
 
 class BlobStore:
@@ -44,27 +128,18 @@ class BlobStore:
             raise CorruptBlob(f"not a blob digest: {digest!r}")
         return self.root / digest[:2] / digest
 
-    def _shard(self, digest: str, create: bool = False) -> tuple[int, bool]:
-        """An open descriptor of the digest's shard folder, and whether it was just made."""
+    def _shard(self, digest: str) -> int:
+        """An open descriptor of the digest's shard folder (FileNotFoundError when there is none)."""
         self.path(digest)  # validates the digest
-        made = False
-        if create:
-            self.root.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
         root = open_nofollow(self.root, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            if create:
-                try:
-                    os.mkdir(digest[:2], FOLDER_MODE, dir_fd=root)
-                    made = True
-                except FileExistsError:
-                    pass
-            return open_nofollow(self.root / digest[:2], os.O_RDONLY | os.O_DIRECTORY), made
+            return open_nofollow(digest[:2], os.O_RDONLY | os.O_DIRECTORY, dir_fd=root)
         finally:
             os.close(root)
 
     def _lstat(self, digest: str) -> os.stat_result:
         """The blob file's own stat (FileNotFoundError when absent); a link in its place is refused."""
-        shard, _ = self._shard(digest)
+        shard = self._shard(digest)
         try:
             st = os.stat(digest, dir_fd=shard, follow_symlinks=False)
         finally:
@@ -74,46 +149,10 @@ class BlobStore:
         return st
 
     def put(self, data: bytes | bytearray | memoryview) -> tuple[str, int, bool]:
-        """Store ``data``; return (digest, stored size on disk, whether it was newly written)."""
-        view = memoryview(data).cast("B")
-        digest = digest_of(view)
-        shard, new_shard = self._shard(digest, create=True)
-        try:
-            try:
-                # Refresh the mtime so a concurrent gc sees the blob as in use again.
-                os.utime(digest, dir_fd=shard, follow_symlinks=False)
-                st = os.stat(digest, dir_fd=shard, follow_symlinks=False)
-                if not stat.S_ISREG(st.st_mode):
-                    raise UnsafeStore(
-                        f"{self.path(digest)} is not a regular file; flortrace never follows links"
-                    )
-                return digest, st.st_size, False
-            except FileNotFoundError:
-                pass
-            fd, tmp = tempfile.mkstemp(dir=self.tmpdir, prefix=f".{digest[:16]}-")
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    comp = lz4.frame.LZ4FrameCompressor(content_checksum=True, compression_level=0)
-                    out.write(comp.begin(len(view)))
-                    for start in range(0, len(view), _CHUNK):
-                        out.write(comp.compress(view[start : start + _CHUNK]))
-                    out.write(comp.flush())
-                    out.flush()
-                    os.fsync(out.fileno())
-                stored = os.stat(tmp).st_size
-                os.replace(tmp, digest, dst_dir_fd=shard)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
-            os.fsync(shard)
-        finally:
-            os.close(shard)
-        if new_shard:
-            _fsync_dir(self.root)
-        return digest, stored, True
+        """Store ``data`` durably; return (digest, stored size on disk, whether it was newly written)."""
+        with Batch(self) as batch:
+            (pending,) = batch.commit([batch.prepare(data)])
+        return pending.digest, pending.stored, pending.new
 
     def get(self, digest: str, mutable: bool = False) -> bytes | bytearray:
         """The verified content of a blob (a bytearray when ``mutable``); CorruptBlob on any damage.
@@ -122,7 +161,7 @@ class BlobStore:
         are unpickled."""
         path = self.path(digest)
         try:
-            shard, _ = self._shard(digest)
+            shard = self._shard(digest)
             try:
                 check_owned(path.parent, os.fstat(shard), "blob folder")
                 fd = open_nofollow(digest, os.O_RDONLY, dir_fd=shard)
@@ -144,7 +183,7 @@ class BlobStore:
             data = lz4.frame.decompress(packed, return_bytearray=mutable)
         except RuntimeError as exc:
             raise CorruptBlob(f"corrupt blob {digest} at {path}: {exc}") from None
-        if digest_of(data) != digest:
+        if not _names(data, digest):
             raise CorruptBlob(f"corrupt blob {digest} at {path}: content does not match its digest")
         return data
 
@@ -166,7 +205,7 @@ class BlobStore:
     def delete(self, digest: str) -> bool:
         """Remove a blob; False when it was not there. Never deletes through a link."""
         try:
-            shard, _ = self._shard(digest)
+            shard = self._shard(digest)
         except FileNotFoundError:
             return False
         try:
@@ -219,8 +258,121 @@ class BlobStore:
         return total
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+class Batch:
+    """Blobs written together: each prepared on its own (from any thread), then all committed at once. The
+    folders are opened once per batch, each without following a link."""
+
+    def __init__(self, blobs: BlobStore):
+        self.blobs = blobs
+        self._lock = threading.Lock()
+        self._root: int | None = None
+        self._shards: dict[str, int] = {}
+        self._made = False  # a shard folder was made: the root folder must be fsynced too
+
+    def __enter__(self) -> Batch:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for fd in self._shards.values():
+            os.close(fd)
+        if self._root is not None:
+            os.close(self._root)
+        self._shards, self._root = {}, None
+
+    def _shard(self, digest: str, create: bool) -> int | None:
+        """The digest's shard folder, opened (None when it does not exist and ``create`` is false)."""
+        name = digest[:2]
+        with self._lock:
+            if name in self._shards:
+                return self._shards[name]
+            if not _DIGEST.fullmatch(digest):
+                raise CorruptBlob(f"not a blob digest: {digest!r}")
+            if self._root is None:
+                try:
+                    self._root = open_nofollow(self.blobs.root, os.O_RDONLY | os.O_DIRECTORY)
+                except FileNotFoundError:
+                    if not create:
+                        return None
+                    self.blobs.root.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+                    self._root = open_nofollow(self.blobs.root, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                fd = open_nofollow(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=self._root)
+            except FileNotFoundError:
+                if not create:
+                    return None
+                os.mkdir(name, FOLDER_MODE, dir_fd=self._root)
+                self._made = True
+                fd = open_nofollow(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=self._root)
+            self._shards[name] = fd
+            return fd
+
+    def prepare(self, data: bytes | bytearray | memoryview, digest: str | None = None) -> Pending:
+        """Write ``data`` (named ``digest`` when the caller hashed it) to a temporary file, unless a blob of
+        that name exists already; nothing is durable or in place before ``commit``."""
+        view = memoryview(data).cast("B")
+        digest = digest or digest_of(view)
+        shard = self._shard(digest, create=False)
+        if shard is not None:
+            try:
+                # Refresh the mtime so a concurrent gc sees the blob as in use again.
+                os.utime(digest, dir_fd=shard, follow_symlinks=False)
+                st = os.stat(digest, dir_fd=shard, follow_symlinks=False)
+                if not stat.S_ISREG(st.st_mode):
+                    raise UnsafeStore(
+                        f"{self.blobs.path(digest)} is not a regular file; flortrace never follows links"
+                    )
+                return Pending(digest, st.st_size, False)
+            except FileNotFoundError:
+                pass
+        fd, tmp = tempfile.mkstemp(dir=self.blobs.tmpdir, prefix=f".{digest[:16]}-")
+        try:
+            write_frame(fd, view)
+            stored = os.fstat(fd).st_size
+        except BaseException:
+            _unlink(tmp)
+            raise
+        finally:
+            os.close(fd)
+        return Pending(digest, stored, True, tmp)
+
+    def commit(self, pending: list[Pending], map: Callable = map) -> list[Pending]:
+        """Make prepared blobs durable and put them in place: every temporary file is fsynced (through
+        ``map``, which may run them concurrently: the disk then flushes them together), renamed, and the
+        folders that changed are fsynced. On failure no temporary file is left behind."""
+        new = [p for p in pending if p.tmp is not None]
+        try:
+            list(map(_fsync_path, [p.tmp for p in new]))
+            changed = {}
+            for p in new:
+                changed[p.digest[:2]] = shard = self._shard(p.digest, create=True)
+                os.replace(p.tmp, p.digest, dst_dir_fd=shard)
+                p.tmp = None
+            list(map(os.fsync, changed.values()))
+            if self._made:
+                os.fsync(self._root)
+                self._made = False
+        except BaseException:
+            self.discard(pending)
+            raise
+        return pending
+
+    def discard(self, pending: Iterable[Pending]) -> None:
+        """Remove the temporary files of blobs that will not be committed."""
+        for p in pending:
+            if p.tmp is not None:
+                _unlink(p.tmp)
+                p.tmp = None
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     try:
         os.fsync(fd)
     finally:

@@ -1,11 +1,14 @@
 """The background writer: the training process hands over a snapshot and never waits on disk.
 
-``SnapshotWriter.submit`` only queues the payload. A sender thread pickles it (protocol 5, large
-buffers out of band, so arrays are not copied) and streams the buffers over a Unix socket, which
-releases the GIL while the kernel copies. A persistent writer process hashes, compresses and writes
-each buffer as a blob, then a manifest blob, and indexes the snapshot in the catalog only once all
-of its blobs are durable. One snapshot is in flight at a time; when the writer is behind, ``submit``
-returns False and the policy skips rather than blocks.
+Captures copy large arrays into shared memory (shared.py). ``SnapshotWriter.submit_many`` pickles a
+snapshot on the training thread with protocol 5, so every array of 64 KiB or more stays out of band as a
+reference into that memory, and sends the small pickle and the references to a persistent writer process
+in one message: no array bytes go through the socket, and no thread is left running in the training
+process. The writer process hashes, compresses (or, for data lz4 cannot shrink, stores raw) and writes the
+arrays as blobs, on as many threads as there are idle cores, then a manifest blob per snapshot; it makes
+all the blobs of a job durable in one round of fsyncs and only then indexes the snapshots in the catalog.
+One job is in flight at a time; when the writer is behind, ``submit_many`` returns False and the policy
+skips rather than blocks. The shared memory of a job is reused only once the writer has answered for it.
 
 The writer process is started with ``subprocess`` (fork + exec of a fresh interpreter), not with
 ``multiprocessing``'s spawn context: spawn re-imports the parent's ``__main__`` in the child, and
@@ -14,9 +17,9 @@ under flortrace ``__main__`` is the user's training script.
 
 from __future__ import annotations
 
-import _thread
 import atexit
 import json
+import mmap
 import os
 import pickle
 import select
@@ -29,17 +32,26 @@ import sys
 import threading
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from flortrace.store import CorruptBlob, Store, StoreError
+from flortrace.store.blobs import Batch, digest_of
+from flortrace.store.shared import Arenas
 
-OUT_OF_BAND_MIN = 64 * 1024  # buffers at least this large travel and are stored as their own blobs
-MANIFEST_MAGIC = b"flortrace-snapshot-1\n"
+OUT_OF_BAND_MIN = 64 * 1024  # buffers at least this large travel by reference, outside the pickle
+PACK_BELOW = 1 << 20  # smaller new buffers of a job are stored together in one blob; larger ones alone
+MANIFEST_MAGIC = b"flortrace-snapshot-2\n"
+_MANIFEST_V1 = b"flortrace-snapshot-1\n"  # entries (digest, size) only
 _FRAME = struct.Struct("<Q")
 _SOCKET_BUFFER = 4 << 20
 _RECV_CHUNK = 16 << 20
 _PROGRESS_AFTER = 1.0
+_MAX_FDS = 64  # segments one job may bring
+_PARALLEL_FROM = 4 << 20  # jobs with fewer array bytes are written on one thread
+_MAX_THREADS = 8
+_SYNC_THREADS = 16  # fsyncs in flight at once (they wait on the disk, not the CPU)
 
 _CHILD_CODE = (
     "import sys; sys.path[0] = sys.argv[1]; from flortrace.store.writer import _child_main; "
@@ -54,18 +66,14 @@ class SnapshotWriter:
         self.store_root = os.fspath(Path(store_root).absolute())
         self.run_id = run_id
         self.failed: str | None = None
-        self._cond = threading.Condition()
-        self._start_lock = threading.Lock()
-        self._job: dict | None = None  # the snapshot in flight: submitted, not yet written or failed
-        self._payload: Any = None  # its payload until the sender thread takes it
+        self._lock = threading.RLock()
+        self._job: dict | None = None  # the job in flight: submitted, not yet written or failed
+        self._jobs = 0
         self._closed = False
-        self._closing = False
         self._process: subprocess.Popen | None = None
         self._sock: socket.socket | None = None
-        self._thread: _Sender | None = None
+        self._arenas = Arenas()
         self._registered = False
-        self._submitted = 0.0
-        self._recv_lock = threading.Lock()
         self._stats = {
             "jobs": 0,
             "snapshots": 0,
@@ -74,15 +82,28 @@ class SnapshotWriter:
             "seconds": 0.0,
             "cpu_seconds": 0.0,
             "send_seconds": 0.0,
+            "phases": {},  # wall seconds of the writer process in each step: hash, write, fsync, index
         }
         _writers.add(self)
 
     @property
     def busy(self) -> bool:
-        """A snapshot is in flight (answers that have arrived are read first, without waiting)."""
-        if self._job is not None and self._thread is None:  # all sent: answers may be waiting
+        """A job is in flight (an answer that has arrived is read first, without waiting)."""
+        if self._job is not None:
             self._collect(0.0)
         return self._job is not None
+
+    def alloc(self, nbytes: int):
+        """A writable uint8 numpy array of ``nbytes`` in shared memory for a capture to copy into, or None
+        (a small buffer, which travels in band, or no snapshots are being taken): the next job reads it
+        from there."""
+        if nbytes < OUT_OF_BAND_MIN or self.failed is not None or self._closed:
+            return None
+        try:
+            return self._arenas.alloc(nbytes)
+        except OSError as exc:
+            self._fail(f"cannot allocate shared memory for snapshots: {exc}")
+            return None
 
     def submit(
         self,
@@ -95,45 +116,105 @@ class SnapshotWriter:
         reason: str,
         stall: float,
     ) -> bool:
-        """Queue ``payload`` (owned by the writer from now on) without blocking; False if not taken."""
+        """Hand ``payload`` over (the writer owns it from now on) without waiting; False if not taken."""
         item = {"payload": payload, "kind": kind, "loop_id": loop_id, "seq": seq, "stall": stall}
         return self.submit_many([item], epoch=epoch, reason=reason)
 
     def submit_many(self, items: list[dict], *, epoch: int, reason: str) -> bool:
-        """Queue several snapshots of one epoch as one job (each item: payload, kind, loop_id, seq, stall).
-
-        They are written and committed in order, each on its own; False if not taken."""
-        if self.busy:  # reads the answers that have arrived, so a finished job no longer counts
-            return False
-        with self._cond:
-            if self._job is not None or self.failed is not None or self._closed:
+        """Hand over several snapshots of one epoch as one job (each item: payload, kind, loop_id, seq,
+        stall); their blobs become durable together, then each is indexed on its own. False if not taken."""
+        try:
+            if self.busy or self.failed is not None or self._closed:
                 return False
-            metas = [{k: item[k] for k in ("kind", "loop_id", "seq", "stall")} for item in items]
-            self._job = {
-                "epoch": epoch,
-                "reason": reason,
-                "items": metas,
-                "kind": metas[-1]["kind"],
-                "nbytes": None,
-                "sending": True,
-                "answered": 0,
-                "sent_seconds": 0.0,
-            }
-            self._payload = [item["payload"] for item in items]
-            self._submitted = time.monotonic()
+            began = time.perf_counter()
+            job = {"id": self._jobs, "epoch": epoch, "reason": reason, "kind": items[-1]["kind"], "nbytes": 0}
+            arenas: set = set()
+            try:
+                job["items"] = [self._serialize(item, job, arenas) for item in items]
+            except Exception as exc:
+                self._fail(f"cannot serialize the {job['kind']} of epoch {epoch}: {exc!r}")
+                return False
+            self.start()
+            if self.failed is not None:
+                return False
             if not self._registered:
                 self._registered = True
                 atexit.register(self.close)
-            # One sender thread per job that only sends, gone once the bytes are out; the writer's answers are
-            # read by whoever asks next (busy, wait, close). A thread alive at os.fork() would make Python
-            # 3.12+ warn in the user's process, so a fork also waits for a send in progress (see below).
-            self._thread = _Sender(self._serve)
-            self._cond.notify_all()
-        return True
+            self._send(job, arenas)
+            self._stats["send_seconds"] += time.perf_counter() - began
+            return self.failed is None
+        finally:
+            self._arenas.seal()
+
+    def _serialize(self, item: dict, job: dict, arenas: set) -> dict:
+        """An item as the writer process receives it: its pickle, and where its large buffers lie."""
+        refs, keep = [], []
+
+        def out_of_band(buffer: pickle.PickleBuffer) -> bool:
+            try:
+                view = buffer.raw()
+            except BufferError:  # not contiguous: pickle copies it in band
+                return True
+            if view.nbytes < OUT_OF_BAND_MIN:
+                return True
+            found = self._locate(view, keep)
+            if found is None:
+                return True
+            arena, segment, offset = found
+            arenas.add(arena)
+            refs.append((segment, offset, view.nbytes))
+            job["nbytes"] += view.nbytes
+            return False
+
+        inband = pickle.dumps(item["payload"], protocol=5, buffer_callback=out_of_band)
+        job["nbytes"] += len(inband)
+        meta = {k: item[k] for k in ("kind", "loop_id", "seq", "stall")}
+        return {**meta, "inband": inband, "buffers": refs}
+
+    def _locate(self, view: memoryview, keep: list):
+        """Where a buffer lies in shared memory; memory of the process's own is copied there first."""
+        np = sys.modules.get("numpy")
+        if np is None:
+            return None
+        found = self._arenas.find(np.frombuffer(view, dtype=np.uint8).ctypes.data, view.nbytes)
+        if found is None:
+            copy = self.alloc(view.nbytes)
+            if copy is None:
+                return None
+            copy[:] = np.frombuffer(view, dtype=np.uint8)
+            keep.append(copy)  # alive until sent: its arena cannot be reused before
+            found = self._arenas.find(copy.ctypes.data, view.nbytes)
+        return found
+
+    def _send(self, job: dict, arenas: set) -> None:
+        segments = self._arenas.take_unsent()
+        message = {
+            "id": job["id"],
+            "epoch": job["epoch"],
+            "reason": job["reason"],
+            "items": job.pop("items"),
+            "segments": [(s.ident, s.size) for s in segments],
+            "retired": self._arenas.take_retired(),
+        }
+        try:
+            _send_frame(self._sock, pickle.dumps(message, protocol=5), [s.fd for s in segments])
+        except OSError:
+            code = self._process.poll() if self._process else None
+            self._fail(f"the flortrace writer process exited unexpectedly (exit code {code})")
+            return
+        finally:
+            for segment in segments:
+                segment.close_fd()  # the writer process holds its own descriptor now
+        with self._lock:
+            for arena in arenas:
+                arena.jobs.add(job["id"])
+            self._jobs += 1
+            job["submitted"] = time.monotonic()
+            self._job = job
 
     def in_flight(self) -> float:
-        """Seconds the snapshot in flight has been in flight (0.0 when none is)."""
-        return time.monotonic() - self._submitted if self.busy else 0.0
+        """Seconds the job in flight has been in flight (0.0 when none is)."""
+        return time.monotonic() - self._job["submitted"] if self.busy else 0.0
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until nothing is in flight; False on timeout."""
@@ -146,57 +227,39 @@ class SnapshotWriter:
         return True
 
     def _collect(self, timeout: float) -> None:
-        """Read the writer's answers that arrive within ``timeout`` seconds; end the job when all are in."""
-        job, sock = self._job, self._sock
-        if job is None or sock is None or not self._recv_lock.acquire(blocking=False):
-            if job is not None and timeout:
-                time.sleep(min(timeout, 0.01))
-            return
-        try:
-            while self._job is job and job["answered"] < len(job["items"]):
-                if not select.select([sock], [], [], timeout)[0]:
-                    return
-                try:
-                    answer = _recv_frame(sock)
-                except (OSError, EOFError):
-                    answer = None
-                if answer is None:
-                    code = self._process.poll() if self._process else None
-                    return self._end_job(
-                        job, f"the flortrace writer process exited unexpectedly (exit code {code})"
-                    )
+        """Read the writer's answer if it arrives within ``timeout`` seconds, and end the job."""
+        with self._lock:
+            job, sock = self._job, self._sock
+            if job is None or sock is None:
+                return
+            if not select.select([sock], [], [], timeout)[0]:
+                return
+            try:
+                answer = _recv_frame(sock)
+            except (OSError, EOFError):
+                answer = None
+            if answer is None:
+                code = self._process.poll() if self._process else None
+                self._fail(f"the flortrace writer process exited unexpectedly (exit code {code})")
+            else:
                 status, detail = pickle.loads(answer)
                 if status != "ok":
-                    return self._end_job(job, detail)
-                with self._cond:
-                    job["answered"] += 1
-                    for key in ("bytes_raw", "bytes_stored", "seconds", "cpu_seconds"):
+                    self._fail(detail)
+                else:
+                    for key in ("snapshots", "bytes_raw", "bytes_stored", "seconds", "cpu_seconds"):
                         self._stats[key] += detail[key]
-                    self._stats["snapshots"] += 1
-                timeout = 0.0
-            with self._cond:
-                if self._job is job and not job["sending"]:
-                    self._stats["send_seconds"] += job["sent_seconds"]
+                    for phase, seconds in detail["phases"].items():
+                        self._stats["phases"][phase] = self._stats["phases"].get(phase, 0.0) + seconds
                     self._stats["jobs"] += 1
-                    self._job = None
-                    self._cond.notify_all()
-        finally:
-            self._recv_lock.release()
-
-    def _end_job(self, job: dict, error: str | None) -> None:
-        with self._cond:
-            if error is not None:
-                self._fail(error)
-            if self._job is job:
-                self._job = None
-            self._cond.notify_all()
+            self._arenas.done(job["id"])
+            self._job = None
 
     def start(self) -> None:
-        """Start the writer process now (the first snapshot does it otherwise, off the training thread)."""
-        with self._start_lock:
+        """Start the writer process now (the first job does it otherwise)."""
+        with self._lock:
             if self._process is not None or self.failed is not None:
                 return
-            if self._closing:
+            if self._closed:
                 self._fail("the writer was closed before the snapshot was written")
                 return
             parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -221,14 +284,13 @@ class SnapshotWriter:
             self._sock = parent
 
     def stats(self) -> dict:
-        """Snapshots written, bytes raw and stored (new bytes only), the writer's wall and CPU seconds in
-        jobs, and seconds spent sending."""
-        with self._cond:
-            return dict(self._stats)
+        """Jobs and snapshots written, bytes raw and stored (new bytes only), the writer's wall and CPU
+        seconds in jobs (and wall seconds per step), and seconds the training thread spent handing over."""
+        return {**self._stats, "phases": dict(self._stats["phases"])}
 
     def close(self, timeout: float | None = None) -> None:
-        """Wait for the snapshot in flight (at most ``timeout`` seconds), then stop the writer process."""
-        with self._cond:
+        """Wait for the job in flight (at most ``timeout`` seconds), then stop the writer process."""
+        with self._lock:
             if self._closed:
                 return
             self._closed = True
@@ -244,17 +306,13 @@ class SnapshotWriter:
                 announced = True
                 _announce(self._job)
             self._collect(0.25 if deadline is None else min(0.25, deadline - now))
-        with self._cond:
-            abandoned = self._job is not None
-            self._closing = True
-            self._cond.notify_all()
-        with self._start_lock:  # from here on no process starts
-            if abandoned and self._process is not None:
+        with self._lock:
+            if self._job is not None and self._process is not None:
                 self._process.kill()  # it commits nothing partial; the catalog keeps earlier snapshots
-        if self._thread is not None:
-            self._thread.join()
-        if self._sock is not None:
-            self._sock.close()  # EOF tells an idle writer process to exit
+            self._job = None
+            if self._sock is not None:
+                self._sock.close()  # EOF tells an idle writer process to exit
+            self._arenas.close()
         if self._process is not None:
             try:
                 self._process.wait(timeout=10)
@@ -262,105 +320,26 @@ class SnapshotWriter:
                 self._process.kill()
                 self._process.wait()
 
-    # -- sender thread -------------------------------------------------------------------------------
-
-    def _serve(self) -> None:
-        """Send the job's snapshots and end; a failure to send ends the job."""
-        with self._cond:
-            job = self._job
-        try:
-            error = self._send(job)
-        except Exception as exc:  # a bug here must not leave the writer busy forever
-            error = f"the flortrace writer failed: {exc!r}"
-        if error is not None:
-            self._end_job(job, error)
-        with self._cond:
-            job["sending"] = False
-            self._thread = None
-            self._cond.notify_all()
-
-    def _send(self, job: dict) -> str | None:
-        """Transfer a job's snapshots one by one; returns an error message or None."""
-        with self._cond:
-            payloads, self._payload = self._payload, None  # only the buffers keep arrays alive from here
-        job["nbytes"] = 0
-        payloads.reverse()
-        for item in job["items"]:
-            error = self._send_one(job, item, payloads.pop())
-            if error is not None:
-                return error
-        return None
-
-    def _send_one(self, job: dict, item: dict, payload: object) -> str | None:
-        began = time.monotonic()
-        try:
-            inband, buffers = serialize(payload)
-        except Exception as exc:
-            return f"cannot serialize the {item['kind']} of epoch {job['epoch']}: {exc!r}"
-        finally:
-            del payload
-        job["nbytes"] += len(inband) + sum(b.nbytes for b in buffers)
-        self.start()
-        if self.failed is not None:
-            return self.failed
-        meta = {"epoch": job["epoch"], "reason": job["reason"], **item, "sizes": [b.nbytes for b in buffers]}
-        try:
-            _send_frame(self._sock, pickle.dumps(meta))
-            _send_frame(self._sock, inband)
-            del inband
-            buffers.reverse()
-            while buffers:
-                _send_frame(self._sock, buffers.pop())  # drop each array once sent
-        except OSError:
-            if self._closing:
-                return "the writer was closed before the snapshot was written"
-            code = self._process.poll() if self._process else None
-            return f"the flortrace writer process exited unexpectedly (exit code {code})"
-        job["sent_seconds"] += time.monotonic() - began
-        return None
-
     def _fail(self, message: str) -> None:
         if self.failed is None:
             self.failed = message
 
     def stop(self, reason: str) -> None:
-        """Take no more snapshots (the recording stopped); one in flight still finishes."""
-        with self._cond:
-            self._fail(reason)
+        """Take no more snapshots (the recording stopped); a job in flight still finishes."""
+        self._fail(reason)
 
     def _forget_after_fork(self) -> None:
-        """In a forked child of the training process: never touch the parent's writer, never wait for it."""
-        self._cond = threading.Condition()  # the sender thread may have held the old one at the fork
+        """In a forked child of the training process: never touch the parent's writer or its shared memory
+        (a capture there would write into memory the parent's writer reads), never wait for it."""
+        self._lock = threading.RLock()
         self._closed = True
         self.failed = "a forked child process takes no snapshots"
         self._job = None
-        self._payload = None
-        self._thread = None
         self._process = None
+        self._arenas = Arenas()
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-
-
-class _Sender:
-    """A thread running ``fn`` that the threading module does not list: scripts that count their threads
-    (threading.active_count(), enumerate()) see none of flortrace's. It must never call
-    threading.current_thread(), which would list it."""
-
-    def __init__(self, fn):
-        self._done = _thread.allocate_lock()
-        self._done.acquire()
-        self.ident = _thread.start_new_thread(self._run, (fn,))
-
-    def _run(self, fn):
-        try:
-            fn()
-        finally:
-            self._done.release()
-
-    def join(self):
-        with self._done:
-            pass
 
 
 _writers: weakref.WeakSet[SnapshotWriter] = weakref.WeakSet()
@@ -371,24 +350,15 @@ def _forget_writers_after_fork() -> None:
         writer._forget_after_fork()
 
 
-def _finish_sends_before_fork() -> None:
-    """Fork from a single-threaded process: wait for a send in progress (not for the disk write)."""
-    for writer in list(_writers):
-        thread = writer._thread
-        if thread is not None and thread.ident != threading.get_ident():
-            thread.join()
-
-
-os.register_at_fork(before=_finish_sends_before_fork, after_in_child=_forget_writers_after_fork)
+os.register_at_fork(after_in_child=_forget_writers_after_fork)
 
 
 def _announce(job: dict) -> None:
     """Say why the end of the run waits, on a terminal (the script may have closed or replaced stderr)."""
-    size = f", {job['nbytes'] / 1e6:.0f} MB" if job["nbytes"] is not None else ""
     try:
         if sys.stderr.isatty():
             print(
-                f"flortrace: writing {job['kind']} of epoch {job['epoch']}{size} ...",
+                f"flortrace: writing {job['kind']} of epoch {job['epoch']}, {job['nbytes'] / 1e6:.0f} MB ...",
                 file=sys.stderr,
                 flush=True,
             )
@@ -396,60 +366,61 @@ def _announce(job: dict) -> None:
         pass
 
 
-def serialize(payload: object) -> tuple[bytes, list[memoryview]]:
-    """Pickle ``payload`` with protocol 5; buffers >= 64 KiB come back separately, not copied."""
-    buffers: list[memoryview] = []
-
-    def out_of_band(buffer: pickle.PickleBuffer) -> bool:
-        try:
-            view = buffer.raw()
-        except BufferError:  # not contiguous: pickle copies it in band
-            return True
-        if view.nbytes < OUT_OF_BAND_MIN:
-            return True
-        buffers.append(view)
-        return False
-
-    return pickle.dumps(payload, protocol=5, buffer_callback=out_of_band), buffers
-
-
 def load_snapshot(store: Store, manifest: str) -> object:
     """Rebuild a snapshot's payload (arrays writable) from its manifest; CorruptBlob on any damage."""
     data = store.blobs.get(manifest)
     try:
-        if not data.startswith(MANIFEST_MAGIC):
+        if not data.startswith((MANIFEST_MAGIC, _MANIFEST_V1)):
             raise ValueError("no manifest header")
         end = data.index(b"\n", len(MANIFEST_MAGIC))
-        entries = json.loads(data[len(MANIFEST_MAGIC) : end])["buffers"]
+        entries = [_entry(*e) for e in json.loads(data[len(MANIFEST_MAGIC) : end])["buffers"]]
         inband = memoryview(data)[end + 1 :]
     except (ValueError, KeyError, TypeError) as exc:
         raise CorruptBlob(f"blob {manifest} is not a snapshot manifest ({exc})") from None
-    buffers = []
-    for digest, nbytes in entries:
-        buffer = store.blobs.get(digest, mutable=True)
-        if len(buffer) != nbytes:
-            raise CorruptBlob(f"blob {digest} of snapshot {manifest} has {len(buffer)} bytes, not {nbytes}")
-        buffers.append(buffer)
+    blobs, buffers = {}, []
+    for digest, nbytes, offset in entries:
+        if digest not in blobs:
+            blobs[digest] = store.blobs.get(digest, mutable=True)
+        blob = blobs[digest]
+        if offset is None and len(blob) != nbytes or offset is not None and len(blob) < offset + nbytes:
+            raise CorruptBlob(f"blob {digest} of snapshot {manifest} has {len(blob)} bytes, not {nbytes}")
+        buffers.append(blob if offset is None else memoryview(blob)[offset : offset + nbytes])
     return pickle.loads(inband, buffers=buffers)
 
 
-def _manifest(entries: list[tuple[str, int]], inband: bytes | bytearray) -> bytes:
+def _entry(digest: str, nbytes: int, offset: int | None = None) -> tuple[str, int, int | None]:
+    """A manifest's buffer: a whole blob, or ``nbytes`` from ``offset`` of a blob that packs several."""
+    return digest, nbytes, offset
+
+
+def _manifest(entries: list, inband: bytes | bytearray) -> bytes:
     return MANIFEST_MAGIC + json.dumps({"buffers": entries}).encode() + b"\n" + inband
 
 
-# -- framing: 8-byte little-endian length, then the bytes ------------------------------------------
+# -- framing: 8-byte little-endian length, then the bytes; descriptors ride on the length --------------
 
 
-def _send_frame(sock: socket.socket, data: bytes | memoryview) -> None:
-    sock.sendall(_FRAME.pack(memoryview(data).nbytes), socket.MSG_NOSIGNAL)
+def _send_frame(sock: socket.socket, data: bytes | memoryview, fds: list[int] = ()) -> None:
+    head = _FRAME.pack(memoryview(data).nbytes)
+    if fds:
+        sent = socket.send_fds(sock, [head], list(fds), socket.MSG_NOSIGNAL)
+        head = head[sent:]
+    sock.sendall(head, socket.MSG_NOSIGNAL)
     sock.sendall(data, socket.MSG_NOSIGNAL)
 
 
-def _recv_exact(sock: socket.socket, view: memoryview) -> bool:
-    """Fill ``view``; False on EOF before the first byte, EOFError on EOF after it."""
+def _recv_exact(sock: socket.socket, view: memoryview, fds: list | None = None) -> bool:
+    """Fill ``view`` (descriptors that come along go to ``fds``); False on EOF before the first byte,
+    EOFError on EOF after it."""
     pos, size = 0, view.nbytes
     while pos < size:
-        got = sock.recv_into(view[pos:], min(size - pos, _RECV_CHUNK))
+        if fds is None:
+            got = sock.recv_into(view[pos:], min(size - pos, _RECV_CHUNK))
+        else:
+            data, more, _, _ = socket.recv_fds(sock, size - pos, _MAX_FDS)
+            view[pos : pos + len(data)] = data
+            fds.extend(more)
+            got = len(data)
         if got == 0:
             if pos == 0:
                 return False
@@ -458,10 +429,10 @@ def _recv_exact(sock: socket.socket, view: memoryview) -> bool:
     return True
 
 
-def _recv_frame(sock: socket.socket) -> bytearray | None:
+def _recv_frame(sock: socket.socket, fds: list | None = None) -> bytearray | None:
     """The next frame, or None on a clean EOF between frames."""
     head = bytearray(_FRAME.size)
-    if not _recv_exact(sock, memoryview(head)):
+    if not _recv_exact(sock, memoryview(head), fds):
         return None
     (size,) = _FRAME.unpack(head)
     data = bytearray(size)
@@ -470,24 +441,11 @@ def _recv_frame(sock: socket.socket) -> bytearray | None:
     return data
 
 
-def _skip_frame(sock: socket.socket) -> None:
-    head = bytearray(_FRAME.size)
-    if not _recv_exact(sock, memoryview(head)):
-        raise EOFError("connection closed mid-snapshot")
-    (left,) = _FRAME.unpack(head)
-    scratch = memoryview(bytearray(min(left, 1 << 20)))
-    while left:
-        chunk = scratch[: min(left, scratch.nbytes)]
-        if not _recv_exact(sock, chunk):
-            raise EOFError("connection closed mid-frame")
-        left -= chunk.nbytes
-
-
 # -- the writer process ----------------------------------------------------------------------------
 
 
 def _child_main(fd: int, store_root: str, run_id: int) -> None:
-    """Entry point of the writer process: write snapshots until the training process hangs up."""
+    """Entry point of the writer process: write jobs until the training process hangs up."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock = socket.socket(fileno=fd)
     store, setup_error = None, None
@@ -495,79 +453,185 @@ def _child_main(fd: int, store_root: str, run_id: int) -> None:
         store = Store(store_root, create=False)
     except (StoreError, OSError, sqlite3.Error) as exc:
         setup_error = f"cannot open the store at {store_root}: {exc}"
+    writer = _Writer(store, run_id)
     try:
         while True:
-            head = _recv_frame(sock)
-            if head is None:
+            fds: list[int] = []
+            frame = _recv_frame(sock, fds)
+            if frame is None:
                 return
-            answer = _write_snapshot(sock, store, run_id, pickle.loads(head), setup_error)
+            try:
+                job = writer.map_segments(pickle.loads(frame), fds)
+            finally:
+                for segment_fd in fds:
+                    os.close(segment_fd)
+            answer = ("error", setup_error) if setup_error is not None else writer.write(job)
             _send_frame(sock, pickle.dumps(answer))
             if answer[0] != "ok":
                 return
     except (EOFError, OSError):
-        return  # the training process is gone: whatever was half received is not committed
+        return  # the training process is gone
     finally:
         if store is not None:
             store.close()
         sock.close()
 
 
-def _write_snapshot(
-    sock: socket.socket, store: Store | None, run_id: int, meta: dict, error: str | None
-) -> tuple[str, Any]:
-    """Receive one snapshot's frames and write it; ('ok', stats) or ('error', message)."""
-    began, cpu = time.monotonic(), time.process_time()
-    inband = _recv_frame(sock)
-    if inband is None:
-        raise EOFError("connection closed mid-snapshot")
-    entries: list[tuple[str, int]] = []
-    sizes: dict[str, int] = {}
-    new_bytes = 0
-    for _ in meta["sizes"]:
-        if error is not None:
-            _skip_frame(sock)  # keep the stream in step, then report
-            continue
-        data = _recv_frame(sock)
-        if data is None:
-            raise EOFError("connection closed mid-snapshot")
+class _Writer:
+    """The writer process's state: the shared memory it maps, its threads, and where the small buffers it
+    packed in this run lie (an unchanged one is pointed to, not stored again).
+
+    Hashing and writing use the cores that are idle when a job comes (hashlib, lz4 and os.write release the
+    GIL); fsyncs, which only wait on the disk, all go out at once."""
+
+    def __init__(self, store: Store | None, run_id: int):
+        self.store, self.run_id = store, run_id
+        self.maps: dict[int, mmap.mmap] = {}
+        self.packed: dict[str, tuple[str, int, int]] = {}  # buffer digest -> (pack digest, size, offset)
+        self.sizes: dict[str, int] = {}  # blob digest -> stored size, for the blobs of this run's jobs
+        self._cpu: dict[int, ThreadPoolExecutor] = {}
+        self._sync = ThreadPoolExecutor(_SYNC_THREADS, thread_name_prefix="flortrace-fsync")
+
+    def map_segments(self, job: dict, fds: list[int]) -> dict:
+        """Map the shared memory a job brings (a descriptor per new segment); unmap what it retires."""
+        if len(fds) != len(job["segments"]):
+            raise EOFError(f"{len(fds)} descriptors came with {len(job['segments'])} segments")
+        for (ident, size), fd in zip(job["segments"], fds, strict=True):
+            self.maps[ident] = mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
+        for ident in job["retired"]:
+            self.maps.pop(ident).close()
+        return job
+
+    def _cpu_map(self, threads: int):
+        """A map function over ``threads`` threads."""
+        if threads == 1:
+            return map
+        if threads not in self._cpu:
+            self._cpu[threads] = ThreadPoolExecutor(threads, thread_name_prefix="flortrace-write")
+        return self._cpu[threads].map
+
+    def _sync_map(self, fn, items):
+        items = list(items)
+        return map(fn, items) if len(items) < 2 else self._sync.map(fn, items)
+
+    def write(self, job: dict) -> tuple[str, Any]:
+        """Write one job's snapshots; ('ok', stats) or ('error', message). Every blob of the job is durable
+        before the first of its snapshots is indexed; a failure leaves no temporary file, indexes nothing."""
+        began, cpu = time.monotonic(), time.process_time()
+        views = [
+            [memoryview(self.maps[s])[o : o + n] for s, o, n in item["buffers"]] for item in job["items"]
+        ]
         try:
-            digest, stored, new = store.blobs.put(data)
+            with Batch(self.store.blobs) as batch:
+                stats = self._write(batch, job, views)
         except Exception as exc:
-            error = _describe(exc, store_root=store.root)
-            continue
-        entries.append((digest, len(data)))
-        sizes[digest] = stored
-        new_bytes += stored if new else 0
-        del data
-    if error is not None:
-        return "error", error
-    raw = len(inband) + sum(n for _, n in entries)
+            return "error", _describe(exc, store_root=self.store.root)
+        finally:
+            del views
+        return "ok", {**stats, "seconds": time.monotonic() - began, "cpu_seconds": time.process_time() - cpu}
+
+    def _write(self, batch: Batch, job: dict, views: list) -> dict:
+        began = time.perf_counter()
+        flat = [v for vs in views for v in vs]
+        threads = 1 if sum(v.nbytes for v in flat) < _PARALLEL_FROM else _idle_cores()
+        digests = [digest_of(v, threads) for v in flat]  # BLAKE3 spreads a large buffer over the threads
+        hashed = time.perf_counter()
+        where, pack, own, packed_bytes = {}, [], [], 0  # digest -> manifest entry; small, large new buffers
+        for digest, view in zip(digests, flat, strict=True):
+            if digest in where:
+                continue
+            if digest in self.packed:
+                where[digest] = list(self.packed[digest])
+            elif view.nbytes < PACK_BELOW:
+                where[digest] = [None, view.nbytes, packed_bytes]
+                pack.append(view)
+                packed_bytes += view.nbytes
+            else:
+                where[digest] = [digest, view.nbytes]
+                own.append((digest, view))
+        pending = []
+        try:
+            pending = _prepare(batch, self._cpu_map(threads), own)
+            if pack:
+                packed = batch.prepare(b"".join(pack))
+                pending.append(packed)
+                for entry in where.values():
+                    if entry[0] is None:
+                        entry[0] = packed.digest
+            manifests, pos = [], 0
+            for item, vs in zip(job["items"], views, strict=True):
+                entries = [where[d] for d in digests[pos : pos + len(vs)]]
+                pos += len(vs)
+                manifests.append((batch.prepare(_manifest(entries, item["inband"])), entries))
+            pending += [m for m, _ in manifests]
+            written = time.perf_counter()
+            batch.commit(pending, map=self._sync_map)
+        except BaseException:
+            batch.discard(pending)
+            raise
+        synced = time.perf_counter()
+        for digest, entry in where.items():
+            if len(entry) == 3:
+                self.packed[digest] = tuple(entry)
+        self.sizes.update((p.digest, p.stored) for p in pending)
+        stats = self._index(job, manifests, {p.digest: p for p in pending})
+        phases = {"hash": hashed - began, "write": written - hashed, "fsync": synced - written}
+        return {**stats, "phases": {**phases, "index": time.perf_counter() - synced}}
+
+    def _index(self, job: dict, manifests: list, pending: dict) -> dict:
+        """Add the job's snapshots to the catalog; their stats (bytes new to the store count once)."""
+        counted: set[str] = set()
+        raw_total = stored_total = 0
+        for item, (manifest, entries) in zip(job["items"], manifests, strict=True):
+            blobs = {e[0] for e in entries} | {manifest.digest}
+            sizes = {d: self.sizes[d] for d in blobs}
+            new = sum(pending[d].stored for d in blobs - counted if d in pending and pending[d].new)
+            counted |= blobs
+            raw = len(item["inband"]) + sum(e[1] for e in entries)
+            self.store.catalog.add_snapshot(
+                self.run_id,
+                job["epoch"],
+                item["kind"],
+                item["loop_id"],
+                item["seq"],
+                manifest.digest,
+                nbytes=raw,
+                stored=new,
+                stall=item["stall"],
+                reason=job["reason"],
+                blobs=sorted(blobs - {manifest.digest}),
+                blob_sizes=sizes,
+            )
+            raw_total += raw
+            stored_total += new
+        return {"snapshots": len(job["items"]), "bytes_raw": raw_total, "bytes_stored": stored_total}
+
+
+def _idle_cores() -> int:
+    """Cores nobody is using, judged by the load average (the training process counts)."""
     try:
-        manifest, stored, new = store.blobs.put(_manifest(entries, inband))
-        sizes[manifest] = stored
-        new_bytes += stored if new else 0
-        store.catalog.add_snapshot(
-            run_id,
-            meta["epoch"],
-            meta["kind"],
-            meta["loop_id"],
-            meta["seq"],
-            manifest,
-            nbytes=raw,
-            stored=new_bytes,
-            stall=meta["stall"],
-            reason=meta["reason"],
-            blobs=[d for d, _ in entries],
-            blob_sizes=sizes,
-        )
-    except Exception as exc:
-        return "error", _describe(exc, store_root=store.root)
-    return "ok", {
-        "bytes_raw": raw,
-        "bytes_stored": new_bytes,
-        "seconds": time.monotonic() - began,
-        "cpu_seconds": time.process_time() - cpu,
-    }
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, min(_MAX_THREADS, int(cores - os.getloadavg()[0] + 0.5)))
+
+
+def _prepare(batch: Batch, run, buffers: list) -> list:
+    """Prepare the blobs of ``buffers`` ((digest, view) pairs) through ``run``; on a failure, the ones
+    already written are discarded and the first error is raised."""
+    done, errors = [], []
+
+    def one(pair):
+        try:
+            done.append(batch.prepare(pair[1], pair[0]))
+        except Exception as exc:
+            errors.append(exc)
+
+    list(run(one, buffers))
+    if errors:
+        batch.discard(done)
+        raise errors[0]
+    return done
 
 
 def _describe(exc: BaseException, store_root: Path) -> str:
