@@ -10,9 +10,11 @@ same capture is a `Ref` to that key, so shared references and cycles come back s
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import pickle
 import sys
+import types
 from dataclasses import dataclass, field
 
 SCALARS = frozenset({int, float, bool, str, bytes, complex, type(None), range, type(Ellipsis)})
@@ -26,6 +28,34 @@ def is_value(obj, depth: int = 0) -> bool:
     if (cls is tuple or cls is frozenset) and depth < 8:
         return all(is_value(x, depth + 1) for x in obj)
     return False
+
+
+@functools.lru_cache(maxsize=1024)
+def builtin(cls: type, name: str):
+    """``cls``'s method ``name`` as the nearest class in its MRO written in C defines it (an OrderedDict's
+    own ``clear``, not dict's, which would leave its order behind)."""
+    for c in cls.__mro__:
+        method = c.__dict__.get(name)
+        if method is not None and not isinstance(method, types.FunctionType):
+            return method
+    raise TypeError(f"{type_name(cls)} has no built-in {name}")
+
+
+def members(obj) -> list:
+    """The elements of a list, tuple, set, frozenset or deque, or a dict's (key, value) pairs, read through
+    the built-in type's own methods: a subclass's Python ``__iter__`` or ``items`` is user code, which
+    fingerprints and snapshots never run."""
+    cls = type(obj)
+    if cls is list or cls is tuple:
+        return list(obj)
+    if cls is dict:
+        return list(obj.items())
+    return list(builtin(cls, "items" if isinstance(obj, dict) else "__iter__")(obj))
+
+
+def length(obj) -> int:
+    """``len(obj)`` of a built-in container, without a subclass's Python ``__len__``."""
+    return builtin(type(obj), "__len__")(obj)
 
 
 class Unsupported(Exception):

@@ -82,6 +82,18 @@ class Capturer:
         self.alive.append(obj)
         return key
 
+    def attempt(self, fn, *args) -> Captured:
+        """``fn(*args)``, or Unsupported with the capture as it was before: a way of capturing
+        that fails part-way leaves no keys behind for the next way to trip over."""
+        alive, pending = len(self.alive), len(self.pending)
+        try:
+            return fn(*args)
+        except Unsupported:
+            for met in self.alive[alive:]:
+                del self.memo[id(met)]
+            del self.alive[alive:], self.pending[pending:]
+            raise
+
     def where(self) -> str:
         """Where in the object the capture is, for messages: ``.fc.weight``, ``['state'][0]``."""
         if not self.path:
@@ -174,13 +186,9 @@ def capture_all(objs: list, alloc=None) -> list:
     capturer = Capturer(alloc)
     out = []
     for obj in objs:
-        mark = len(capturer.alive)
         try:
-            out.append(capturer.capture(obj))
-        except Unsupported as exc:
-            for key in [k for k, v in capturer.memo.items() if v >= mark]:  # forget its half-captured parts
-                del capturer.memo[key]
-            del capturer.alive[mark:]
+            out.append(capturer.attempt(capturer.capture, obj))
+        except Unsupported as exc:  # its half-captured parts are forgotten
             out.append(exc)
     torchstate.finish_copies(capturer.pending, capturer)
     return out

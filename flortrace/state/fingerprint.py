@@ -16,10 +16,11 @@ import itertools
 import pickle
 import random
 import sys
+import types
 import zlib
 
 from flortrace.state import generic, kinds, numpystate, torchstate
-from flortrace.state.base import SCALARS, is_value
+from flortrace.state.base import SCALARS, is_value, length, members
 
 MAX_DEPTH = 8
 MAX_ITEMS = 4096
@@ -54,7 +55,7 @@ class _Fingerprinter:
 
     def items(self, mapping) -> tuple:
         """Fingerprint a mapping's items, without the mapping's identity (for temporary dicts)."""
-        return tuple((self.of(k), self.of(v)) for k, v in _sampled(list(mapping.items())))
+        return tuple((self.of(k), self.of(v)) for k, v in _sampled(members(mapping)))
 
     def of(self, obj) -> object:
         cls = type(obj)
@@ -91,11 +92,13 @@ class _Fingerprinter:
         if isinstance(obj, random.Random):
             return ("random", oid, obj.getstate() if not isinstance(obj, random.SystemRandom) else None)
         if isinstance(obj, dict):
-            return (cls, oid, len(obj), self.items(obj), self._attrs(obj))
+            return (cls, oid, length(obj), self.items(obj), self._attrs(obj))
         if isinstance(obj, (set, frozenset)):
-            return (cls, oid, len(obj), frozenset(self.of(x) for x in _sampled(list(obj))), self._attrs(obj))
+            elements = frozenset(self.of(x) for x in _sampled(members(obj)))
+            return (cls, oid, length(obj), elements, self._attrs(obj))
         if isinstance(obj, (list, tuple, collections.deque)):
-            return (cls, oid, len(obj), tuple(self.of(x) for x in _sampled(list(obj))), self._attrs(obj))
+            elements = tuple(self.of(x) for x in _sampled(members(obj)))
+            return (cls, oid, length(obj), elements, self._attrs(obj))
         names = generic.slot_names(cls)
         if generic.is_plain_class(cls) or generic.has_custom_state(cls):
             if hasattr(obj, "__dict__") or names:
@@ -108,8 +111,9 @@ class _Fingerprinter:
         return self.items(vars(obj)) if hasattr(obj, "__dict__") else ()
 
     def _opaque(self, obj, cls, oid):
-        """Objects with C-level state: their hash when it is value-based, else a checksum of their pickle."""
-        if cls.__hash__ is not None and cls.__hash__ is not object.__hash__:
+        """Objects with C-level state: their hash when it is value-based (and not the user's Python
+        ``__hash__``), else a checksum of their pickle."""
+        if cls.__hash__ not in (None, object.__hash__) and not isinstance(cls.__hash__, types.FunctionType):
             try:
                 return (cls, oid, hash(obj))
             except TypeError:

@@ -3,9 +3,11 @@
 Restoring a list, dict, set or deque replaces its contents but keeps the container; an element is restored
 in place when the live element at the same index or key is of the same kind (a list of tensors keeps its
 tensors). Objects get their `__dict__` and `__slots__` restored the same way; attributes that did not exist
-at capture time are deleted. Classes that define their own `__getstate__`/`__setstate__` pair are restored
-through that pair. Instances of classes with C-level state, enums and frozen dataclasses are pickled
-(`Pickled`) and come back as new objects.
+at capture time are deleted. A subclass's Python methods (`__iter__`, `items`, `__getstate__`) are user code
+and never called: contents are read and written through the built-in types' own methods, and a class with
+its own `__getstate__`/`__setstate__` pair goes through that pair only when its attributes cannot be
+captured as they are (it holds a lock its `__getstate__` leaves out). Instances of classes with C-level
+state, enums and frozen dataclasses are pickled (`Pickled`) and come back as new objects.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import struct
 import types
 from dataclasses import dataclass
 
-from flortrace.state.base import SCALARS, Captured, Pickled, TypeRef, Unsupported, Value
+from flortrace.state.base import SCALARS, Captured, Pickled, TypeRef, Unsupported, Value, builtin, members
 
 _HEAPTYPE = 1 << 9
 _PTR = struct.calcsize("P")
@@ -91,7 +93,7 @@ class ListState(Captured):
         if not (isinstance(obj, list) and self.type.matches(obj)):
             return self.materialize(ctx)
         ctx.remember(self.key, obj)
-        list.__setitem__(obj, slice(None), _rebuild_items(self.items, self.plain, obj, ctx))
+        list.__setitem__(obj, slice(None), _rebuild_items(self.items, self.plain, members(obj), ctx))
         _restore_attrs(obj, self.attrs, ctx)
         return obj
 
@@ -113,10 +115,11 @@ class TupleState(Captured):
     plain: bool
 
     def restore(self, obj, ctx):
-        if not (isinstance(obj, tuple) and self.type.matches(obj) and len(obj) == len(self.items)):
+        live = members(obj) if isinstance(obj, tuple) else ()
+        if not (isinstance(obj, tuple) and self.type.matches(obj) and len(live) == len(self.items)):
             return self.materialize(ctx)
-        items = _rebuild_items(self.items, self.plain, obj, ctx)
-        if all(a is b for a, b in zip(items, obj, strict=True)):
+        items = _rebuild_items(self.items, self.plain, live, ctx)
+        if all(a is b for a, b in zip(items, live, strict=True)):
             return ctx.remember(self.key, obj)
         return ctx.remember(self.key, self._build(items))
 
@@ -145,7 +148,7 @@ class DictState(Captured):
         if not (isinstance(obj, dict) and self.type.matches(obj)):
             return self.materialize(ctx)
         ctx.remember(self.key, obj)
-        self._fill(obj, obj, ctx)
+        self._fill(obj, dict(members(obj)), ctx)
         return obj
 
     def materialize(self, ctx):
@@ -164,8 +167,8 @@ class DictState(Captured):
                 new[k] = ctx.restore(live[k], vrec) if k in live else ctx.materialize(vrec)
         if self.default_factory is not None:
             obj.default_factory = ctx.restore(obj.default_factory, self.default_factory)
-        obj.clear()
-        obj.update(new)
+        builtin(type(obj), "clear")(obj)
+        builtin(type(obj), "update")(obj, new)
         _restore_attrs(obj, self.attrs, ctx)
 
 
@@ -184,8 +187,8 @@ class SetState(Captured):
             return self.materialize(ctx)
         ctx.remember(self.key, obj)
         items = _rebuild_items(self.items, self.plain, (), ctx)
-        obj.clear()
-        obj.update(items)
+        set.clear(obj)
+        set.update(obj, items)
         _restore_attrs(obj, self.attrs, ctx)
         return obj
 
@@ -214,9 +217,9 @@ class DequeState(Captured):
         if not (isinstance(obj, collections.deque) and self.type.matches(obj) and obj.maxlen == self.maxlen):
             return self.materialize(ctx)
         ctx.remember(self.key, obj)
-        items = _rebuild_items(self.items, self.plain, list(obj), ctx)
-        obj.clear()
-        obj.extend(items)
+        items = _rebuild_items(self.items, self.plain, members(obj), ctx)
+        collections.deque.clear(obj)
+        collections.deque.extend(obj, items)
         _restore_attrs(obj, self.attrs, ctx)
         return obj
 
@@ -327,52 +330,59 @@ def _attrs_if_subclass(obj, base: type, ctx) -> dict | None:
 
 def capture(obj, ctx) -> Captured:
     """Capture a container or a Python object (not a value, not a torch/numpy/random object)."""
-    if isinstance(obj, list):
-        key, plain = ctx.new_key(obj), _all_scalars(obj)
-        items = list(obj) if plain else _capture_items(obj, ctx)
-        return ListState(key, TypeRef.of(obj), items, plain, _attrs_if_subclass(obj, list, ctx))
     if isinstance(obj, dict):
         return _capture_dict(obj, ctx)
-    if isinstance(obj, tuple):
-        key, plain = ctx.new_key(obj), _all_scalars(obj)
-        return TupleState(key, TypeRef.of(obj), list(obj) if plain else _capture_items(obj, ctx), plain)
-    if isinstance(obj, (set, frozenset)):
-        key, plain = ctx.new_key(obj), _all_scalars(obj)
-        items = list(obj) if plain else _capture_items(obj, ctx)
-        attrs = None if type(obj) in (set, frozenset) else _capture_attrs(obj, ctx)
-        return SetState(key, TypeRef.of(obj), items, plain, attrs)
-    if isinstance(obj, collections.deque):
-        key, plain = ctx.new_key(obj), _all_scalars(obj)
-        items = list(obj) if plain else _capture_items(obj, ctx)
+    if isinstance(obj, (list, tuple, set, frozenset, collections.deque)):
+        key, elements = ctx.new_key(obj), members(obj)
+        plain = _all_scalars(elements)
+        items = elements if plain else _capture_items(elements, ctx)
+        if isinstance(obj, list):
+            return ListState(key, TypeRef.of(obj), items, plain, _attrs_if_subclass(obj, list, ctx))
+        if isinstance(obj, tuple):
+            return TupleState(key, TypeRef.of(obj), items, plain)
+        if isinstance(obj, (set, frozenset)):
+            attrs = None if type(obj) in (set, frozenset) else _capture_attrs(obj, ctx)
+            return SetState(key, TypeRef.of(obj), items, plain, attrs)
         attrs = _attrs_if_subclass(obj, collections.deque, ctx)
         return DequeState(key, TypeRef.of(obj), items, plain, obj.maxlen, attrs)
     cls = type(obj)
     frozen = dataclasses.is_dataclass(obj) and cls.__dataclass_params__.frozen
     if isinstance(obj, enum.Enum) or frozen:
         return Pickled.of(obj, ctx.new_key(obj), ctx.where())
+    names = slot_names(cls)
+    plain = is_plain_class(cls) and (hasattr(obj, "__dict__") or names)
     if has_custom_state(cls):
+        if plain:
+            try:  # its attributes, as they are: the class's own __getstate__ is user code
+                return ctx.attempt(_capture_object, obj, ctx, names)
+            except Unsupported:
+                pass  # it holds what only its __getstate__ leaves out (a lock, a file): ask it
         key = ctx.new_key(obj)
         return StatefulState(key, TypeRef.of(obj), ctx.child(obj.__getstate__(), ".__getstate__()"))
-    names = slot_names(cls)
-    if is_plain_class(cls) and (hasattr(obj, "__dict__") or names):
-        key = ctx.new_key(obj)
-        slots = {}
-        for name in names:
-            value = getattr(obj, name, _MISSING)
-            if value is not _MISSING:
-                slots[name] = ctx.child(value, f".{name}")
-        return ObjectState(key, TypeRef.of(obj), _capture_attrs(obj, ctx), slots)
+    if plain:
+        return _capture_object(obj, ctx, names)
     return Pickled.of(obj, ctx.new_key(obj), ctx.where())
+
+
+def _capture_object(obj, ctx, names) -> ObjectState:
+    key = ctx.new_key(obj)
+    slots = {}
+    for name in names:
+        value = getattr(obj, name, _MISSING)
+        if value is not _MISSING:
+            slots[name] = ctx.child(value, f".{name}")
+    return ObjectState(key, TypeRef.of(obj), _capture_attrs(obj, ctx), slots)
 
 
 def _capture_dict(obj: dict, ctx) -> DictState:
     key = ctx.new_key(obj)
-    plain = all(type(k) in SCALARS and type(v) in SCALARS for k, v in obj.items())
+    pairs = members(obj)
+    plain = all(type(k) in SCALARS and type(v) in SCALARS for k, v in pairs)
     if plain:
-        items = dict(obj)
+        items = dict(pairs)
     else:
         items = []
-        for k, v in list(obj.items()):
+        for k, v in pairs:
             if type(k) in SCALARS:
                 items.append((Value(k), ctx.child(v, (k,))))
             else:

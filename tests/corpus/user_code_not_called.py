@@ -1,4 +1,3 @@
-# known: all | r10, the runtime part of issue 14: fingerprints and snapshots call user code
 """r10: fingerprints and checkpoints of a main loop call no user code (__iter__, __getstate__)."""
 
 
