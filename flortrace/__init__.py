@@ -96,8 +96,9 @@ def _hindsight(file, line, column=0):
     return NOTHING
 
 
-def dataframe(*names, run=None, store=None):
-    """A pandas DataFrame of logged values: one row per (run, epoch, step), one column per name."""
+def dataframe(*names, run=None, runs=None, store=None):
+    """A pandas DataFrame of logged values: one row per (run, epoch, step), one column per name;
+    ``runs="all"`` (or ``last:N``, ``3,5,7``, ``2:6``) adds a column per script argument."""
     from .export.frame import dataframe as _dataframe
 
-    return _dataframe(*names, run=run, store=store)
+    return _dataframe(*names, run=run, runs=runs, store=store)

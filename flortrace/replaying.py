@@ -12,7 +12,7 @@ from pathlib import Path
 
 import flortrace
 
-from . import runner
+from . import runner, scriptargs
 from .driver import project_path, project_root, run_under
 from .replay import planner
 from .replay.epochs import SpecError
@@ -255,7 +255,7 @@ def replay_runs(target, settings, module, spec, where, epoch_spec, force, plan_o
         try:
             chosen = run_specs.select(spec, every)
             if where:
-                chosen = [r for r in chosen if run_specs.matches(where, run_specs.parse_args(r["argv"]))]
+                chosen = [r for r in chosen if run_specs.matches(where, scriptargs.values(r["argv"]))]
         except run_specs.RunsError as exc:
             raise StoreError(str(exc)) from None
         chosen = [r for r in chosen if r["status"] != "running"]

@@ -418,13 +418,16 @@ def test_runs_shows_the_name(store):
 @pytest.mark.parametrize(
     "argv, params",
     [
-        (["--lr", "0.1", "--epochs=5", "-b", "32"], {"lr": "0.1", "epochs": "5", "b": "32"}),
+        (
+            ["--lr", "0.1", "--epochs=5", "-b", "32", "--no-shuffle"],
+            {"lr": "0.1", "epochs": "5", "b": "32", "no_shuffle": "true"},
+        ),
         (["--fast", "--lr", "-0.5", "data.csv"], {"fast": "true", "lr": "-0.5", "arg1": "data.csv"}),
         (["train", "--", "--not-an-option"], {"arg1": "train", "arg2": "--not-an-option"}),
         (["--x", "1", "--x", "2", "--last"], {"x": "2", "last": "true"}),
     ],
 )
-def test_argv_params(argv, params):
-    from flortrace.export.frame import argv_params
+def test_script_args_as_text(argv, params):
+    from flortrace.scriptargs import texts
 
-    assert argv_params(argv) == params
+    assert texts(argv) == params

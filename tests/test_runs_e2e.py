@@ -50,6 +50,12 @@ def test_one_replay_gives_every_run_its_own_code_and_arguments(tmp_path):
         flortrace(fresh, "-q", "train.py", "--lr", lr)
         expected = logs(fresh, 1, "record")
         assert logs(tmp_path, run, "replay") == expected and len(expected) == 5
+    import flortrace as ft
+
+    frame = ft.dataframe(runs="all", store=tmp_path / ".store")
+    assert list(frame.columns[:5]) == ["run", "argv", "git", "script", "lr"]
+    by_run = frame.groupby("run")["lr"].first().to_dict()
+    assert by_run == {1: 0.1, 2: 0.05, 3: 0.02} and len(frame) == 15
 
 
 def test_runs_are_chosen_by_their_arguments(tmp_path):

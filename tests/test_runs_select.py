@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flortrace.replay.runs import RunsError, matches, parse_args, select
+from flortrace.replay.runs import RunsError, matches, select
+from flortrace.scriptargs import values as parse_args
 
 RUNS = [{"id": i, "argv": ["--lr", str(lr)]} for i, lr in ((1, 0.1), (2, 0.01), (4, 0.001), (7, 1))]
 
@@ -15,7 +16,7 @@ def test_arguments_are_read_the_way_argparse_reads_them():
     args = parse_args(
         ["data.txt", "--lr", "0.1", "--epochs=12", "--no-shuffle", "--name", "a b", "--m", "-3"]
     )
-    assert args == {"arg0": "data.txt", "lr": 0.1, "epochs": 12, "no_shuffle": True, "name": "a b", "m": -3}
+    assert args == {"arg1": "data.txt", "lr": 0.1, "epochs": 12, "no_shuffle": True, "name": "a b", "m": -3}
 
 
 def test_selections():

@@ -1,5 +1,5 @@
 """Logged values as tables: ``flortrace.dataframe``, and the helpers every exporter shares (which runs, which
-values are numbers, one x-axis step and one wall time per logged value, the arguments as parameters)."""
+values are numbers, one x-axis step and one wall time per logged value)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import warnings
 from collections.abc import Iterable
 from numbers import Integral
 
-from .. import config
+from .. import config, scriptargs
+from ..replay import runs as run_specs
 from ..store import Catalog, Store, StoreError
 
 KEYS = ("run", "epoch", "step")
@@ -47,37 +48,6 @@ def number(row: dict) -> float | int | None:
 def argv_text(run: dict) -> str:
     """The run's command line after the script, as a shell would read it."""
     return shlex.join(run["argv"] or [])
-
-
-def argv_params(argv: list[str]) -> dict[str, str]:
-    """The script's arguments, one parameter each: ``--lr 0.1`` and ``--lr=0.1`` give ``lr: 0.1``, ``-b 32``
-    gives ``b: 32``, an option followed by another option (or by nothing) gives ``true``, other arguments
-    ``arg1``, ``arg2``, ... (``--`` ends the options). An option given twice keeps its last value."""
-    params, positional, i, options = {}, 0, 0, True
-    while i < len(argv):
-        arg = argv[i]
-        i += 1
-        if options and arg == "--":
-            options = False
-        elif options and arg.startswith("-") and len(arg) > 1 and not _is_number(arg):
-            key, eq, value = arg.lstrip("-").partition("=")
-            if not eq:
-                value = "true"
-                if i < len(argv) and (not argv[i].startswith("-") or _is_number(argv[i])):
-                    value, i = argv[i], i + 1
-            params[key or arg] = value
-        else:
-            positional += 1
-            params[f"arg{positional}"] = arg
-    return params
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def step_widths(catalog: Catalog, run_id: int) -> dict[str, int]:
@@ -138,25 +108,37 @@ def wall_times(catalog: Catalog, run_id: int):
     return wall_time
 
 
-def dataframe(*names: str, run: int | Iterable[int] | None = None, store=None):
+def dataframe(*names: str, run: int | Iterable[int] | None = None, runs: str | None = None, store=None):
     """A pandas DataFrame of logged values, recorded and replayed merged: one row per (run, epoch, step), a
     column per logged name (``names``, or every name in the order first logged), plus ``run``.
 
     ``run`` is a run id, a list of ids, or None for the latest recorded run. With a list, ``argv``, ``git``
-    and ``script`` columns tell the runs apart. Values logged outside any epoch have epoch <NA>; a name
-    logged twice at one (run, epoch, step) keeps its last value (with a warning). A logged name that clashes
-    with one of these columns becomes ``logged_<name>``.
+    and ``script`` columns tell the runs apart. ``runs`` selects recorded runs as ``replay --runs`` does
+    (``all``, ``last:N``, ``3,5,7``, ``2:6``) and adds a column per script argument, read as argparse
+    reads it (``--lr 0.1`` gives a number column ``lr``; scriptargs.py). Values logged outside any epoch
+    have epoch <NA>; a name logged twice at one (run, epoch, step) keeps its last value (with a warning). A
+    logged name that clashes with one of these columns becomes ``logged_<name>``, an argument ``arg_<name>``.
     """
     try:
         import pandas as pd
     except ImportError as exc:
         raise ImportError("flortrace.dataframe needs pandas: pip install pandas") from exc
+    if run is not None and runs is not None:
+        raise ValueError("give run or runs, not both")
     with open_store(store) as st:
-        ids = run_ids(st.catalog, run)
-        runs = {run_id: st.catalog.run(run_id) for run_id in ids}
+        if runs is None:
+            ids = run_ids(st.catalog, run)
+        else:
+            recorded = [r for r in st.catalog.runs() if r["mode"] == "record"]
+            ids = [r["id"] for r in run_specs.select(runs, recorded)]
+        meta = {run_id: st.catalog.run(run_id) for run_id in ids}
         rows = st.catalog.logs(run_ids=ids, names=list(names) or None)
-    extra = RUN_COLUMNS if run is not None and not isinstance(run, Integral) else ()
-    reserved = set(KEYS) | set(extra)
+    several = runs is not None or (run is not None and not isinstance(run, Integral))
+    extra = RUN_COLUMNS if several else ()
+    args = {run_id: scriptargs.values(meta[run_id]["argv"]) for run_id in ids} if runs is not None else {}
+    arg_names = list(dict.fromkeys(name for values in args.values() for name in values))
+    arg_column = {name: f"arg_{name}" if name in set(KEYS) | set(extra) else name for name in arg_names}
+    reserved = set(KEYS) | set(extra) | set(arg_column.values())
     order = list(dict.fromkeys(names or [r["name"] for r in sorted(rows, key=lambda r: r["ts"])]))
     column = {name: f"logged_{name}" if name in reserved else name for name in order}
     table: dict[tuple, dict] = {}
@@ -174,10 +156,12 @@ def dataframe(*names: str, run: int | Iterable[int] | None = None, store=None):
         )
     records = []
     for (run_id, epoch, step), cells in table.items():
-        meta = runs[run_id]
-        info = dict(argv=argv_text(meta), git=meta["git"], script=meta["script"])
-        records.append({"run": run_id, **{k: info[k] for k in extra}, "epoch": epoch, "step": step, **cells})
-    frame = pd.DataFrame.from_records(records, columns=["run", *extra, "epoch", "step", *column.values()])
+        info = dict(argv=argv_text(meta[run_id]), git=meta[run_id]["git"], script=meta[run_id]["script"])
+        given = {arg_column[k]: v for k, v in args.get(run_id, {}).items()}
+        records.append({"run": run_id, **{k: info[k] for k in extra}, **given, "epoch": epoch, "step": step})
+        records[-1].update(cells)
+    columns = ["run", *extra, *arg_column.values(), "epoch", "step", *column.values()]
+    frame = pd.DataFrame.from_records(records, columns=columns)
     for key in KEYS:
         frame[key] = frame[key].astype("Int64")
     return frame

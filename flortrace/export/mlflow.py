@@ -3,7 +3,7 @@
 One MLflow run per flortrace run, in one experiment, named by the run's ``--name``: logged numbers become
 metrics at the time the recording reached them (``frame.wall_times``) and the same steps as the TensorBoard
 export (step = epoch for epoch-level values, else ``epoch * W + step``, see ``frame.global_step``); the
-script's arguments become one param each (``frame.argv_params``), beside ``argv``, ``script`` and ``git``.
+script's arguments become one param each (``scriptargs.texts``), beside ``argv``, ``script`` and ``git``.
 Recorded and hindsight values land in the same metrics; the ``flortrace.hindsight`` tag names the ones
 replays added. Exporting a run again updates the MLflow run exported before: values it lacks are added
 (MLflow keeps every value it was given, so a value that changed since is added beside the old one, and
@@ -29,8 +29,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH
 
+from ..scriptargs import texts as script_params
 from ..store import Catalog
-from .frame import argv_params, argv_text, global_step, number, step_widths, wall_times
+from .frame import argv_text, global_step, number, step_widths, wall_times
 
 STATUS = {"finished": "FINISHED", "failed": "FAILED", "crashed": "FAILED"}
 DATABASES = ("sqlite", "postgresql", "mysql", "mssql")  # MLflow's SQLAlchemy stores
@@ -175,7 +176,7 @@ def _log_params(mlflow: MlflowClient, existing, run: dict) -> None:
     """argv, script, git and one param per argument, except those the MLflow run has (MLflow's params are
     set once)."""
     params = {"argv": argv_text(run), "script": run["script"], "git": run["git"] or "-"}
-    for key, value in argv_params(run["argv"] or []).items():
+    for key, value in script_params(run["argv"]).items():
         key = metric_key(key)
         params[f"arg.{key}" if key in OWN_PARAMS else key] = value
     have = existing.data.params

@@ -1,9 +1,8 @@
 """Which recorded runs a command means: ``--runs all | last:N | 3,5,7 | 2:6`` and ``--where 'lr < 0.01'``.
 
-A run's arguments are read the way argparse reads them (``--lr 0.1`` is ``lr = 0.1``, ``--lr=0.1`` too, a
-lone ``--flag`` is ``flag = True``, dashes become underscores, numbers are numbers), so a sweep can be
-selected and tabulated by its hyperparameters. ``--where`` takes comparisons joined with and/or/not, names
-being the arguments; nothing else is evaluated.
+A run's arguments are read the way argparse reads them (scriptargs.py), so a sweep can be selected by its
+hyperparameters: ``--where`` takes comparisons joined with and/or/not, names being the arguments; nothing
+else is evaluated.
 """
 
 from __future__ import annotations
@@ -14,50 +13,6 @@ import operator
 
 class RunsError(Exception):
     pass
-
-
-def parse_args(argv):
-    """The options in a script's argv as {name: value}; positional arguments as arg0, arg1..."""
-    out, positional, i = {}, 0, 0
-    argv = list(argv or [])
-    while i < len(argv):
-        arg = argv[i]
-        if arg.startswith("--") and len(arg) > 2:
-            key, eq, value = arg[2:].partition("=")
-            key = key.replace("-", "_")
-            if eq:
-                out[key] = _value(value)
-            elif i + 1 < len(argv) and not _is_option(argv[i + 1]):
-                out[key] = _value(argv[i + 1])
-                i += 1
-            else:
-                out[key] = True
-        else:
-            out[f"arg{positional}"] = _value(arg)
-            positional += 1
-        i += 1
-    return out
-
-
-def _is_option(text):
-    return text.startswith("-") and not _is_number(text)
-
-
-def _is_number(text):
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _value(text):
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
 
 
 def select(spec, runs):

@@ -899,7 +899,7 @@ class Catalog:
         """Rows of a read-only query over documented views (see ``python -m flortrace query --help``):
         runs, args (each run's arguments parsed argparse-style) and logs. ValueError for bad SQL or a
         statement that would write."""
-        from flortrace.replay.runs import parse_args
+        from flortrace.scriptargs import values
 
         db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
         try:
@@ -912,7 +912,7 @@ class Catalog:
             rows = db.execute("SELECT id, argv FROM main.runs").fetchall()
             db.executemany(
                 "INSERT INTO args VALUES (?, ?, ?)",
-                [(r[0], k, v) for r in rows for k, v in parse_args(json.loads(r[1])).items()],
+                [(r[0], k, v) for r in rows for k, v in values(json.loads(r[1])).items()],
             )
             db.execute(
                 "CREATE TEMP VIEW logs AS SELECT run, name, json_extract(value, '$') AS value, epoch, step,"
