@@ -19,7 +19,15 @@ from pathlib import Path
 from harness import BENCHMARKS, ROOT, Row, emit
 from harness import parser as base_parser
 
-PARTS = ["hooks", "record_overhead", "checkpoint_stall", "snapshots", "replay_speed", "instrument_cost"]
+PARTS = [
+    "hooks",
+    "record_overhead",
+    "checkpoint_stall",
+    "snapshots",
+    "replay_speed",
+    "multirun",
+    "instrument_cost",
+]
 
 
 def interpreters(extra: list[str]) -> list[str]:
