@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import runner
+from . import frameworks, runner
 from .instrument import editables
 from .instrument.codecache import UNCHANGED, CodeCache
 from .instrument.importer import InstrumentingFinder, ProjectFilter
@@ -29,8 +29,9 @@ def project_root(target, module):
 
 def project_filter(target, module, settings, recorded=()):
     """What is instrumented: the project folder, the source folders of editable installs, the packages
-    ``include`` names (``recorded``: those of the run being replayed)."""
-    include = dict.fromkeys([*settings["include"], *recorded])
+    ``include`` names (``recorded``: those of the run being replayed) and the training loops of the
+    frameworks flortrace knows."""
+    include = dict.fromkeys([*settings["include"], *recorded, *frameworks.PACKAGES])
     return ProjectFilter(
         project_root(target, module), list(include), settings["exclude"], editables.source_folders()
     )
