@@ -72,7 +72,8 @@ class Instrumenter:
             patched, loops = instrument_module_code(code, rel, hooks.HOOKS, source)
             if cache:
                 cache.save(path, rel, source, UNCHANGED if patched is code else patched, loops)
-        self.session.register(loops, path)
+        # The globals of the project's modules are state; an included library's are its own business.
+        self.session.register(loops, path if self.project.wants(path) else None)
         self.on_source(rel, source)
         return patched
 

@@ -68,6 +68,61 @@ LIGHTNING = """\
     trainer.fit(Tiny(), train, val)
     """
 
+HF = """\
+    import sys
+    import time
+
+    import torch
+    from transformers import PretrainedConfig, PreTrainedModel, Trainer, TrainerCallback, TrainingArguments
+
+    PAUSE = float(sys.argv[1]) if len(sys.argv) > 1 else 0.0
+
+
+    class TinyConfig(PretrainedConfig):
+        model_type = "tiny"
+
+        def __init__(self, width=4, **kwargs):
+            super().__init__(**kwargs)
+            self.width = width
+
+
+    class Tiny(PreTrainedModel):
+        config_class = TinyConfig
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.net = torch.nn.Linear(config.width, 1)
+
+        def forward(self, x, labels=None):
+            out = self.net(x)
+            loss = torch.nn.functional.mse_loss(out, labels)
+            return {"loss": loss, "logits": out}
+
+
+    class Report(TrainerCallback):
+        def on_epoch_end(self, args, state, control, model=None, **kwargs):
+            time.sleep(PAUSE)
+            print("epoch", round(state.epoch), round(model.net.weight.sum().item(), 6))
+
+
+    torch.manual_seed(0)
+    X, Y = torch.randn(64, 4), torch.randn(64, 1)
+    data = [{"x": X[i], "labels": Y[i]} for i in range(64)]
+    args = TrainingArguments(
+        output_dir="out",
+        num_train_epochs=6,
+        per_device_train_batch_size=16,
+        learning_rate=0.1,
+        report_to=[],
+        save_strategy="no",
+        logging_strategy="no",
+        disable_tqdm=True,
+        use_cpu=True,
+        seed=0,
+    )
+    Trainer(model=Tiny(TinyConfig()), args=args, train_dataset=data, callbacks=[Report()]).train()
+    """
+
 SHAPES = {  # package, source, epochs, epoch-level anchor, its probe, step-level anchor (after it), its probe,
     # what the console prints as 3 at the top of epoch 3 (in the framework's epoch loop)
     "lightning": (
@@ -80,6 +135,16 @@ SHAPES = {  # package, source, epochs, epoch-level anchor, its probe, step-level
         "loss.item()",
         "self.trainer.current_epoch",
     ),
+    "hf": (
+        "transformers",
+        HF,
+        6,
+        'print("epoch"',
+        "model.net.weight.sum().item()",
+        "loss = torch.nn.functional.mse_loss(out, labels)",
+        "loss.item()",
+        "epoch",
+    ),
 }
 
 
@@ -87,6 +152,14 @@ SHAPES = {  # package, source, epochs, epoch-level anchor, its probe, step-level
 def shape(request):
     pytest.importorskip(SHAPES[request.param][0])
     return request.param
+
+
+def restores(request, shape):
+    """Tests that restore snapshots: HF's are refused (exit 3) until the weak references its trainer holds
+    can be restored (issue 18's remaining part)."""
+    if shape == "hf":
+        reason = "HF checkpoints: cannot rebuild weakref.ReferenceType (replay diverges with exit 3)"
+        request.node.add_marker(pytest.mark.xfail(strict=True, reason=reason))
 
 
 @pytest.fixture(autouse=True)
@@ -113,7 +186,8 @@ def test_the_epoch_count_is_the_trainers(tmp_path, shape):
 
 
 @pytest.mark.parametrize("level", ["epoch", "step"])
-def test_hindsight_values_are_exact(tmp_path, shape, level):
+def test_hindsight_values_are_exact(request, tmp_path, shape, level):
+    restores(request, shape)
     _, source, _, epoch_anchor, epoch_probe, step_anchor, step_probe, _ = SHAPES[shape]
     recorded(tmp_path, source)
     anchor, probe, after = (
@@ -130,7 +204,8 @@ def test_hindsight_values_are_exact(tmp_path, shape, level):
     assert replayed and replayed == [r for r in logs(fresh, 1, "record") if r[1] in (2, 3)]
 
 
-def test_the_console_stops_at_epoch_3(tmp_path, shape):
+def test_the_console_stops_at_epoch_3(request, tmp_path, shape):
+    restores(request, shape)
     _, source, *_, expr = SHAPES[shape]
     recorded(tmp_path, source)
     env = dict(os.environ, FLORTRACE_STORE=str(tmp_path / ".store"), PYTHONHASHSEED="0")
@@ -149,7 +224,8 @@ def test_the_console_stops_at_epoch_3(tmp_path, shape):
     assert "\n3\n" in after.replace("(flortrace) ", "\n")
 
 
-def test_two_workers_are_used(tmp_path, shape):
+def test_two_workers_are_used(request, tmp_path, shape):
+    restores(request, shape)
     _, source, epochs, epoch_anchor, *_ = SHAPES[shape]
     recorded(tmp_path, source, "0.3")  # epochs long enough for the writer to keep up: checkpoints to split at
     edited = with_line(source, epoch_anchor, "__import__('flortrace').log('seen', 1)")
