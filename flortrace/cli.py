@@ -28,8 +28,8 @@ options:
   --epoch-loop FILE:LINE
                      the loop at FILE:LINE is the epoch loop (default: the loop whose iterations
                      step an optimizer, else the outermost loop with loops inside; show says why)
-  --include PKG      also instrument the loops of an installed package (repeatable; the project's
-                     folder and editable installs are instrumented anyway)
+  --include PKG      also instrument the loops of an installed package (repeatable or comma-separated;
+                     the project's folder and editable installs are instrumented anyway)
   -q, --quiet        no flortrace notices on stderr (a warning that nothing is recorded still shows)
   -m MODULE          run a module, like python -m
   --version          print the version

@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import runner
+from . import frameworks, runner
+from .instrument import editables
 from .instrument.codecache import UNCHANGED, CodeCache
 from .instrument.importer import InstrumentingFinder, ProjectFilter
 from .instrument.patch import instrument_module_code
@@ -24,6 +25,16 @@ def project_root(target, module):
         return Path(os.getcwd())
     path = Path(os.path.abspath(target))
     return path if path.is_dir() else Path(os.path.realpath(target)).parent
+
+
+def project_filter(target, module, settings, recorded=()):
+    """What is instrumented: the project folder, the source folders of editable installs, the packages
+    ``include`` names (``recorded``: those of the run being replayed) and the training loops of the
+    frameworks flortrace knows."""
+    include = dict.fromkeys([*settings["include"], *recorded, *frameworks.PACKAGES])
+    return ProjectFilter(
+        project_root(target, module), list(include), settings["exclude"], editables.source_folders()
+    )
 
 
 def project_path(target):
@@ -61,7 +72,8 @@ class Instrumenter:
             patched, loops = instrument_module_code(code, rel, hooks.HOOKS, source)
             if cache:
                 cache.save(path, rel, source, UNCHANGED if patched is code else patched, loops)
-        self.session.register(loops, path)
+        # The globals of the project's modules are state; an included library's are its own business.
+        self.session.register(loops, path if self.project.wants(path) else None)
         self.on_source(rel, source)
         return patched
 
@@ -69,7 +81,7 @@ class Instrumenter:
 def run_under(session, target, argv, module, settings, on_source=None, on_start=None):
     """Run ``target`` with ``session`` answering the hooks; returns the exception that ended the script
     (None if none). Raises runner.NoScript or SyntaxError when a script file cannot start."""
-    project = ProjectFilter(project_root(target, module), settings["include"], settings["exclude"])
+    project = project_filter(target, module, settings, session.include)
     cache = CodeCache(Path(settings["store"]).absolute() / CODE_CACHE, hooks.HOOKS)
     patch = Instrumenter(project, session, on_source or (lambda rel, src: None), cache)
     finder = InstrumentingFinder(project, patch)

@@ -81,7 +81,10 @@ def _record_run(store, run_id, target, argv, settings, module):
         writer.start()  # the process imports while the script sets up, so the first snapshot need not wait
     catalog = RecordingCatalog(store.catalog, lambda exc: stop(exc))
     catalog.set_run_info(
-        run_id, digest_version=DIGEST_VERSION, project_path=target if module else project_path(target)
+        run_id,
+        digest_version=DIGEST_VERSION,
+        project_path=target if module else project_path(target),
+        include=settings["include"],
     )
     recorder = Recorder(catalog, run_id, writer, settings["overhead"], notify, settings.get("epoch_loop"))
     real_exit = os._exit

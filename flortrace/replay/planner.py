@@ -48,6 +48,7 @@ class Plan:
     )
     changed: dict = field(default_factory=dict)  # file (as recorded) -> lines of today's source that changed
     block_order: dict = field(default_factory=dict)  # epoch -> [(seq, loop id)] of its blocks, in order
+    include: list = field(default_factory=list)  # the packages the recording instrumented (--include)
 
     def main_run(self, loop_id, run):
         for m in self.mains:
@@ -184,6 +185,7 @@ def build(catalog, run_id, root, selected=None, force=False, today=None):
         outputs=catalog.outputs(run_id),
         start=start,
         changed=report.changed,
+        include=(info.get("info") or {}).get("include") or [],
     )
     for b in sorted(catalog.blocks(run_id), key=lambda b: (b["epoch"], b["seq"])):
         plan.block_order.setdefault(b["epoch"], []).append((b["seq"], b["loop_id"]))

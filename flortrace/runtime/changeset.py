@@ -16,11 +16,12 @@ from . import frames
 MODULE = "module:"
 
 
-def namespace(frame, modules=()):
+def namespace(frame, modules=(), with_globals=True):
     """The state-like objects a frame can reach by name, and the globals of the project ``modules``
-    (names): {(scope, name): obj}."""
+    (names): {(scope, name): obj}. ``with_globals=False`` leaves out the globals of a function frame (a
+    library's module, whose globals are its own business)."""
     out = {}
-    if frames.is_function_frame(frame):
+    if with_globals and frames.is_function_frame(frame):
         for name, obj in frame.f_globals.items():
             if not name.startswith("__") and _is_state(obj):
                 out[("global", name)] = obj

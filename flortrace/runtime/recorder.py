@@ -104,7 +104,8 @@ class Recorder(Session):
         return self._modules
 
     def _namespace(self, frame):
-        return changeset.namespace(frame, self.modules())
+        own = frame.f_globals.get("__name__") == "__main__" or frame.f_globals.get("__file__") in self.files
+        return changeset.namespace(frame, self.modules(), with_globals=own)
 
     # ---- epochs ---------------------------------------------------------------------------------
     def _discovering(self):

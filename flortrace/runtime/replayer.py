@@ -44,6 +44,7 @@ class Replayer(Session):
         self.keep_unnumbered = keep_unnumbered  # rows logged outside epochs (one worker of many keeps them)
         self._settings_applied = False
         self.plan, self.load, self.catalog, self.run_id = plan, load, catalog, run_id
+        self.include = plan.include
         self.tolerance, self.force = tolerance, force
         self.notify = notify or (lambda msg: None)
         self.known_causes = list(causes)  # what is already known to differ from the recording (arguments...)

@@ -132,6 +132,7 @@ class Session:
         self.top_runs: dict[str, int] = {}  # loop id -> how many times it ran as a top loop
         self.deep = False  # see _restack
         self._ticking = set()  # LoopInfos of the while loops on the stack whose ticks are wanted
+        self.include = ()  # packages instrumented besides the project's code (replay: the recording's)
 
     # ---- what subclasses override -------------------------------------------------------------
     def on_top_enter(self, act):

@@ -19,6 +19,7 @@ import sys
 import types
 import weakref
 
+from flortrace import frameworks
 from flortrace.state import torchstate
 from flortrace.state.base import SCALARS
 
@@ -47,6 +48,8 @@ _CODE_TYPES = (
     weakref.ProxyType,
     weakref.CallableProxyType,
 )
+
+_PROXIES = (weakref.ProxyType, weakref.CallableProxyType)  # forward __next__ to what they refer to
 
 _IGNORED_MODULES = (
     "logging",
@@ -93,7 +96,7 @@ def is_code(obj) -> bool:
 
 def is_ignored(obj) -> bool:
     """Loggers, progress bars, metric writers, flortrace's own objects and file-backed arrays."""
-    if _under(_type_module(obj), _IGNORED_MODULES):
+    if _under(_type_module(obj), _IGNORED_MODULES) or _under(_type_module(obj), frameworks.FRESH_EACH_EPOCH):
         return True
     logging = sys.modules.get("logging")
     if logging is not None and isinstance(
@@ -114,7 +117,11 @@ def resource_reason(obj) -> str | None:
     reason = _RESOURCE_MODULES.get(module.partition(".")[0]) or _RESOURCE_MODULES.get(module)
     if reason is not None:
         return reason
-    if hasattr(type(obj), "__next__"):
+    if (
+        hasattr(type(obj), "__next__")
+        and not isinstance(obj, _PROXIES)
+        and not _under(module, frameworks.FRESH_EACH_EPOCH)
+    ):
         return "iterator"
     return None
 
