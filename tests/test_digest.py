@@ -141,7 +141,8 @@ def test_torch_leaves_agree_across_dtypes_that_numpy_lacks():
     assert differences(digest({"t": t}), digest({"t": u}))
 
 
-# Leaves as digest VERSION 1 wrote them (computed by the code before tensor_leaf was sped up): a faster
+# Tensor leaves as digest VERSION 1 wrote them (computed by the code before tensor_leaf was sped up) and
+# VERSION 2 still writes them (it changed only how a torch device or dtype held twice is written): a faster
 # leaf must be the same leaf, or recorded runs stop being comparable with their replays.
 VERSION_1_LEAVES = {
     "float32 2x3": "tfloat32[2x3]:0000000140e0000091e79017|0",
@@ -169,5 +170,13 @@ def test_tensor_leaves_keep_the_format_of_their_version():
         "empty": torch.zeros(0, 3),
         "param": torch.nn.Parameter(torch.full((4,), 0.5)),
     }
-    assert VERSION == 1
+    assert VERSION == 2
     assert {name: tensor_leaf(t) for name, t in tensors.items()} == VERSION_1_LEAVES
+
+
+def test_a_torch_device_held_twice_is_a_value_not_an_alias():
+    torch = pytest.importorskip("torch")
+    device = torch.device("cpu")
+    recorded = digest({"a": device, "b": {"d": device}})
+    replayed = digest({"a": torch.device("cpu"), "b": {"d": torch.device("cpu")}})
+    assert recorded == replayed and set(recorded.values()) >= {"cpu"}

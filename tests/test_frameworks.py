@@ -154,14 +154,6 @@ def shape(request):
     return request.param
 
 
-def restores(request, shape):
-    """Tests that restore snapshots: HF's are refused (exit 3) until the weak references its trainer holds
-    can be restored (issue 18's remaining part)."""
-    if shape == "hf":
-        reason = "HF checkpoints: cannot rebuild weakref.ReferenceType (replay diverges with exit 3)"
-        request.node.add_marker(pytest.mark.xfail(strict=True, reason=reason))
-
-
 @pytest.fixture(autouse=True)
 def offline(monkeypatch):
     for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
@@ -186,8 +178,7 @@ def test_the_epoch_count_is_the_trainers(tmp_path, shape):
 
 
 @pytest.mark.parametrize("level", ["epoch", "step"])
-def test_hindsight_values_are_exact(request, tmp_path, shape, level):
-    restores(request, shape)
+def test_hindsight_values_are_exact(tmp_path, shape, level):
     _, source, _, epoch_anchor, epoch_probe, step_anchor, step_probe, _ = SHAPES[shape]
     recorded(tmp_path, source)
     anchor, probe, after = (
@@ -204,8 +195,7 @@ def test_hindsight_values_are_exact(request, tmp_path, shape, level):
     assert replayed and replayed == [r for r in logs(fresh, 1, "record") if r[1] in (2, 3)]
 
 
-def test_the_console_stops_at_epoch_3(request, tmp_path, shape):
-    restores(request, shape)
+def test_the_console_stops_at_epoch_3(tmp_path, shape):
     _, source, *_, expr = SHAPES[shape]
     recorded(tmp_path, source)
     env = dict(os.environ, FLORTRACE_STORE=str(tmp_path / ".store"), PYTHONHASHSEED="0")
@@ -224,8 +214,7 @@ def test_the_console_stops_at_epoch_3(request, tmp_path, shape):
     assert "\n3\n" in after.replace("(flortrace) ", "\n")
 
 
-def test_two_workers_are_used(request, tmp_path, shape):
-    restores(request, shape)
+def test_two_workers_are_used(tmp_path, shape):
     _, source, epochs, epoch_anchor, *_ = SHAPES[shape]
     recorded(tmp_path, source, "0.3")  # epochs long enough for the writer to keep up: checkpoints to split at
     edited = with_line(source, epoch_anchor, "__import__('flortrace').log('seen', 1)")

@@ -150,6 +150,7 @@ def restore(payload, frames_by_where):
             continue
         bound.append((entry, frame, current))
     if shared is not None:  # what other objects hold is restored through them, where they hold it
+        shared.bound = {getattr(payload["objects"][e[3]], "key", None): cur for e, _, cur in bound}
         bound.sort(key=lambda b: shared.referenced(getattr(payload["objects"][b[0][3]], "key", None)))
     for entry, frame, current in bound:
         _restore_one(payload, entry, frame, current, live, rebind, shared)

@@ -230,6 +230,7 @@ class RestoreContext:
 
     memo: dict[int, object] = field(default_factory=dict)
     records: list = field(default_factory=list)
+    bound: dict[int, object] = field(default_factory=dict)  # capture key -> the live object a name holds
     _index: dict | None = None
     _refs: set | None = None
 

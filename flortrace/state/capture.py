@@ -13,6 +13,7 @@ import functools
 import random
 import sys
 import types
+import weakref
 from collections.abc import Callable
 
 from flortrace.state import generic, kinds, numpystate, rng, torchstate
@@ -143,6 +144,8 @@ def _decide(obj) -> Callable:
     reason = kinds.resource_reason(obj)
     if reason is not None:
         return functools.partial(_refuse, reason)
+    if type(obj) is weakref.ref:
+        return generic.capture_weakref
     if kinds.is_code(obj):
         return lambda obj, ctx: _code(obj, ctx.where())
     if "torch" in sys.modules:

@@ -14,6 +14,7 @@ container subclasses are read directly).
 from __future__ import annotations
 
 import collections
+import functools
 import pickle
 import random
 import sys
@@ -22,7 +23,7 @@ import zlib
 from flortrace.state import generic, kinds, torchstate
 from flortrace.state.base import SCALARS, is_value
 
-VERSION = 1  # digests of another version are not comparable: the replay then skips the state checks
+VERSION = 2  # digests of another version are not comparable: the replay then skips the state checks
 MAX_DEPTH = 10
 MAX_LEAVES = 256  # a container with more children than this gets one leaf for all of them
 SAMPLE = 1024  # elements in the strided sample of a tensor or array
@@ -112,6 +113,13 @@ def _scalar(obj) -> str:
     return text if len(text) <= REPR_LIMIT else _crc(text.encode("utf-8", "surrogatepass"))
 
 
+@functools.lru_cache(maxsize=1)
+def _torch_values() -> frozenset:
+    """torch's immutable value types: a device, a dtype, a layout, a memory format."""
+    torch = sys.modules["torch"]
+    return frozenset({torch.device, torch.dtype, torch.layout, torch.memory_format})
+
+
 _NOT_STATE: dict[type, bool] = {}  # type -> whether its objects are code or system resources
 _IGNORED: dict[type, bool] = {}  # type -> whether its objects are I/O companions (loggers, progress bars)
 
@@ -129,6 +137,8 @@ class _Digester:
         cls = type(obj)
         if cls in SCALARS:
             return self.leaf(path, _scalar(obj))
+        if "torch" in sys.modules and cls in _torch_values():
+            return self.leaf(path, str(obj))  # immutable: which object holds the value does not matter
         first = self.seen.get(id(obj))
         if first is not None:
             return self.leaf(path, "=" + first)
@@ -264,9 +274,6 @@ class _Digester:
             return True
         if isinstance(obj, torch.Generator):
             self.leaf(path, _crc(obj.get_state().numpy()))
-            return True
-        if isinstance(obj, (torch.dtype, torch.device)):
-            self.leaf(path, str(obj))
             return True
         if torchstate.is_data_object(obj):
             for names, rng in torchstate.rng_paths(obj):

@@ -3,11 +3,11 @@
 Restoring a list, dict, set or deque replaces its contents but keeps the container; an element is restored
 in place when the live element at the same index or key is of the same kind (a list of tensors keeps its
 tensors). Objects get their `__dict__` and `__slots__` restored the same way; attributes that did not exist
-at capture time are deleted. A subclass's Python methods (`__iter__`, `items`, `__getstate__`) are user code
-and never called: contents are read and written through the built-in types' own methods, and a class with
-its own `__getstate__`/`__setstate__` pair goes through that pair only when its attributes cannot be
-captured as they are (it holds a lock its `__getstate__` leaves out). Instances of classes with C-level
-state, enums and frozen dataclasses are pickled (`Pickled`) and come back as new objects.
+at capture time are deleted. A container subclass's Python methods (`__iter__`, `items`, `__len__`) are user
+code and never called: contents are read and written through the built-in types' own methods. A class with
+its own `__getstate__`/`__setstate__` pair goes through that pair, which says what its state is (Lightning's
+Strategy leaves its optimizer wrappers out and rebuilds them from the optimizers). Instances of classes with
+C-level state, enums and frozen dataclasses are pickled (`Pickled`) and come back as new objects.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import functools
 import itertools
 import struct
 import types
+import weakref
 from dataclasses import dataclass
 
 from flortrace.state.base import SCALARS, Captured, Pickled, TypeRef, Unsupported, Value, builtin, members
@@ -286,6 +287,50 @@ class StatefulState(Captured):
         return obj
 
 
+class _Gone:
+    """What a dead weak reference pointed to."""
+
+
+def _dead_ref() -> weakref.ref:
+    return weakref.ref(_Gone())  # the instance dies at once
+
+
+@dataclass
+class WeakRefState(Captured):
+    """A weak reference (a list of the data loaders being iterated, say): its referent is captured like any
+    object, so a referent the capture also holds elsewhere comes back as that same object; one nothing else
+    holds comes back dead, as it would be. A dead reference stays dead."""
+
+    referent: Captured | None
+
+    def restore(self, obj, ctx):
+        live = obj() if type(obj) is weakref.ref else None
+        if self.referent is None or live is None:
+            return self.materialize(ctx)
+        target = ctx.restore(live, self.referent)
+        return obj if target is live else weakref.ref(target)
+
+    def materialize(self, ctx):
+        if self.referent is None:
+            return _dead_ref()
+        key = getattr(self.referent, "key", None)
+        try:
+            if key in ctx.memo:
+                target = ctx.memo[key]
+            elif key in ctx.bound:  # a name holds it (the epoch's data loader): restored into that object
+                target = ctx.restore(ctx.bound[key], self.referent)
+            else:
+                target = ctx.materialize(self.referent)
+            return weakref.ref(target)
+        except (Unsupported, TypeError):  # held by nothing that can be built (a data loader), or a value
+            return _dead_ref()
+
+
+def capture_weakref(obj, ctx) -> WeakRefState:
+    referent = obj()
+    return WeakRefState(None if referent is None else ctx.child(referent, "()"))
+
+
 @functools.lru_cache(maxsize=1024)
 def slot_names(cls: type) -> tuple[str, ...]:
     """Attribute names of all `__slots__` along the MRO (mangled where Python mangles them)."""
@@ -349,17 +394,11 @@ def capture(obj, ctx) -> Captured:
     frozen = dataclasses.is_dataclass(obj) and cls.__dataclass_params__.frozen
     if isinstance(obj, enum.Enum) or frozen:
         return Pickled.of(obj, ctx.new_key(obj), ctx.where())
-    names = slot_names(cls)
-    plain = is_plain_class(cls) and (hasattr(obj, "__dict__") or names)
-    if has_custom_state(cls):
-        if plain:
-            try:  # its attributes, as they are: the class's own __getstate__ is user code
-                return ctx.attempt(_capture_object, obj, ctx, names)
-            except Unsupported:
-                pass  # it holds what only its __getstate__ leaves out (a lock, a file): ask it
+    if has_custom_state(cls):  # the class says what its state is (Lightning's Strategy rebuilds wrappers)
         key = ctx.new_key(obj)
         return StatefulState(key, TypeRef.of(obj), ctx.child(obj.__getstate__(), ".__getstate__()"))
-    if plain:
+    names = slot_names(cls)
+    if is_plain_class(cls) and (hasattr(obj, "__dict__") or names):
         return _capture_object(obj, ctx, names)
     return Pickled.of(obj, ctx.new_key(obj), ctx.where())
 

@@ -1,4 +1,5 @@
-"""r10: fingerprints and checkpoints of a main loop call no user code (__iter__, __getstate__)."""
+"""r10: fingerprints and checkpoints of a main loop call no user code of container subclasses (__iter__,
+__len__, items)."""
 
 
 class Tracked(list):
@@ -6,25 +7,24 @@ class Tracked(list):
         print("Tracked.__iter__ called")
         return super().__iter__()
 
+    def __len__(self):
+        print("Tracked.__len__ called")
+        return super().__len__()
 
-class Model:
-    def __init__(self):
-        self.w = 0
 
-    def __getstate__(self):
-        print("__getstate__ called")
-        return dict(self.__dict__)
-
-    def __setstate__(self, s):
-        self.__dict__.update(s)
+class Table(dict):
+    def items(self):
+        print("Table.items called")
+        return super().items()
 
 
 def train():
-    t, m = Tracked([1, 2]), Model()
+    t, table, w = Tracked([1, 2]), Table(a=1), [0]
     for epoch in range(3):
         for step in range(2):
-            m.w += 1
-    print(m.w, len(t))
+            w[0] += 1
+            table["a"] += 1
+    print(w[0], list.__len__(t), dict.__getitem__(table, "a"))
 
 
 train()
