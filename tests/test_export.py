@@ -74,7 +74,6 @@ def export_main(argv):
     return main(["export", *argv])
 
 
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """Two recorded runs (seed 1 named "first" with options, seed 2), both replayed with hindsight lines."""
