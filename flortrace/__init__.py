@@ -13,10 +13,10 @@ from collections.abc import Mapping
 
 from .runtime import hooks as _hooks
 from .runtime import world as _world
+from .version import __version__
 
 _imported = _time.perf_counter()  # record charges its start-up from here on to the overhead budget
 
-__version__ = "0.1.0"
 __all__ = ["log", "replaying", "breakpoint", "dataframe", "__version__"]
 
 _MISSING = object()
@@ -59,10 +59,6 @@ def replaying():
     """True while the script runs under ``flortrace replay`` or ``flortrace console`` (also in processes it
     forks), False when it is recorded or runs on its own: a script may skip work that only matters live."""
     return _world.active()
-
-
-# Importing the replay verb's module, flortrace/replaying.py, rebinds the name; world.py binds it again.
-_replaying = replaying
 
 
 _log_failures = []

@@ -1,27 +1,39 @@
-"""Settings: flags > FLORTRACE_* environment variables > [tool.flortrace] in pyproject.toml > defaults."""
+"""Settings: flags > FLORTRACE_* environment variables > [tool.flortrace] in pyproject.toml > defaults.
+
+``load`` builds one typed, frozen ``Settings`` per command; nothing adds to it afterwards.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULTS = {
-    "store": ".flortrace",
-    "overhead": 0.05,
-    "quiet": False,
-    "include": [],
-    "exclude": [],
-    "workers": 1,
-    "backend": "local",
-    "tolerance": 0.0,
-    "epoch_loop": None,
-    "isolate": True,  # replay keeps the script's trackers and files out of the recording's (runtime/world.py)
-}
+from .exceptions import ConfigError
+
+
+@dataclass(frozen=True)
+class Settings:
+    # configurable: flags, FLORTRACE_<NAME>, [tool.flortrace]
+    store: str = ".flortrace"
+    overhead: float = 0.05
+    quiet: bool = False
+    include: list = field(default_factory=list)
+    exclude: list = field(default_factory=list)
+    workers: int = 1
+    backend: str = "local"
+    tolerance: float = 0.0
+    epoch_loop: str | None = None
+    isolate: bool = True  # replay keeps the script's trackers and files apart (runtime/world.py)
+    # given by one verb's flags only
+    name: str | None = None  # record --name
+    address: str | None = None  # replay --address (Ray)
+    overlay: str | None = None  # a replay worker's --overlay file
+
+
+CONFIGURABLE = ("store", "overhead", "quiet", "include", "exclude", "workers", "backend", "tolerance")
+CONFIGURABLE += ("epoch_loop", "isolate")
 _TYPES = {"overhead": float, "workers": int, "tolerance": float}
-
-
-class ConfigError(Exception):
-    pass
 
 
 def _coerce(key, value, where):
@@ -57,27 +69,29 @@ def _pyproject(start):
     return None, {}
 
 
-def load(flags, start=None):
-    """Merge settings; ``flags`` holds only what the user passed (None means not given)."""
-    settings = dict(DEFAULTS)
+def load(flags, start=None, **given):
+    """Merge settings; ``flags`` holds only what the user passed of the configurable ones (None means not
+    given); ``given`` sets the others (``name``, ``address``, ``overlay``) as they are."""
+    values = {}
     path, table = _pyproject(Path(start or os.getcwd()).resolve())
     for key, value in table.items():
-        if key not in DEFAULTS:
+        if key not in CONFIGURABLE:
             raise ConfigError(f"{path}: unknown setting [tool.flortrace] {key}")
-        settings[key] = _coerce(key, value, str(path))
-    for key in DEFAULTS:
+        values[key] = _coerce(key, value, str(path))
+    for key in CONFIGURABLE:
         env = os.environ.get("FLORTRACE_" + key.upper())
         if env is not None and env != "":
-            settings[key] = _coerce(key, env, "FLORTRACE_" + key.upper())
+            values[key] = _coerce(key, env, "FLORTRACE_" + key.upper())
     for key, value in flags.items():
         if value is not None:
-            settings[key] = _coerce(key, value, "--" + key)
-    if not 0 <= settings["overhead"] < 10:
-        raise ConfigError(f"overhead must be a fraction such as 0.05, got {settings['overhead']}")
-    if settings["backend"] not in ("local", "ray"):
-        raise ConfigError(f"backend must be 'local' or 'ray', got {settings['backend']!r}")
-    if settings["workers"] < 1:
+            values[key] = _coerce(key, value, "--" + key)
+    settings = Settings(**values, **given)
+    if not 0 <= settings.overhead < 10:
+        raise ConfigError(f"overhead must be a fraction such as 0.05, got {settings.overhead}")
+    if settings.backend not in ("local", "ray"):
+        raise ConfigError(f"backend must be 'local' or 'ray', got {settings.backend!r}")
+    if settings.workers < 1:
         raise ConfigError("workers must be at least 1")
-    if not settings["tolerance"] >= 0:
-        raise ConfigError(f"tolerance must be 0 or more, got {settings['tolerance']}")
+    if not settings.tolerance >= 0:
+        raise ConfigError(f"tolerance must be 0 or more, got {settings.tolerance}")
     return settings

@@ -11,7 +11,6 @@ travel. Commands come from a terminal (readline, completion) or a pipe (echoed a
 
 from __future__ import annotations
 
-import argparse
 import bdb
 import math
 import pdb
@@ -20,14 +19,9 @@ import runpy
 import signal
 import sys
 import traceback
-import weakref
-from contextlib import contextmanager
-from dataclasses import dataclass
 
-from . import config, runner
-from .cli import split_at_script
+from . import runner
 from .replay.epochs import SpecError, parse
-from .runtime import hooks
 from .runtime.logvalues import log_row
 from .runtime.timetravel import TimeTravel, TravelError
 
@@ -468,134 +462,14 @@ def _script_frame(frame):
 
 
 # ---- breakpoints during replay --------------------------------------------------------------------
-@dataclass
-class _Replay:
-    """The running replay: its session, whether it may talk to the user, and whether it said it cannot."""
+class Breaks:
+    """The driver of ``python -m flortrace replay``: the first breakpoint opens a console over the session
+    (pdb's verbs, no time travel); later ones stop in the same console."""
 
-    session: object
-    interactive: bool
-    warned: bool = False
+    def __init__(self, session):
+        self.session, self.console = session, None
 
-
-_replay: _Replay | None = None
-_consoles = weakref.WeakKeyDictionary()
-
-
-@contextmanager
-def breakpoints(session, interactive=True):
-    """While ``session`` runs, ``breakpoint()`` stops in the console like ``flortrace.breakpoint()`` does;
-    with ``interactive`` False (a parallel replay worker, no terminal) both are ignored, with one notice."""
-    global _replay
-    previous, sys.breakpointhook = sys.breakpointhook, _breakpointhook
-    _replay = _Replay(session, interactive)
-    try:
-        yield
-    finally:
-        sys.breakpointhook, _replay = previous, None
-
-
-def _breakpointhook(*args, **kwargs):
-    session = hooks.current()
-    if session is not None and hasattr(session, "breakpoint"):
-        session.breakpoint(sys._getframe(1))
-
-
-def break_into(session, frame):
-    """A breakpoint during ``python -m flortrace replay``: open a console (pdb verbs, no time travel)."""
-    replay = _replay
-    if replay is None or replay.session is not session:
-        return
-    if not replay.interactive:
-        if not replay.warned:
-            replay.warned = True
-            session.notify(
-                "breakpoints are ignored by parallel replay workers (use --workers 1 to stop at them)"
-            )
-        return
-    console = _consoles.get(session)
-    if console is None:
-        console = _consoles[session] = Console(session)
-    console.break_at(frame)
-
-
-# ---- python -m flortrace console --------------------------------------------------------------------
-def console_main(argv: list[str]) -> int:
-    """``flortrace console [--run ID] [--store DIR] [-q] [--force] (script.py | -m module) [args...]``."""
-    p = argparse.ArgumentParser(
-        prog="flortrace console",
-        description="Open a pdb-like console over a recorded run: travel to any epoch, inspect, step, watch.",
-        epilog="Without script arguments the recorded ones are used. Ctrl-C stops a running command "
-        "(c, n, epoch ...) at the next line of the script and gives the prompt back.",
-    )
-    p.add_argument("--run", type=int, help="run id (default: the latest recorded run of the script)")
-    p.add_argument("--store", help="store folder (default ./.flortrace, env FLORTRACE_STORE)")
-    p.add_argument("-q", "--quiet", action="store_true", default=None, help="no flortrace notices on stderr")
-    p.add_argument("--force", action="store_true", help="open even if the edit changes state or loops")
-    p.add_argument("-m", dest="module", help="a module recorded with -m (as python -m)")
-    p.add_argument("target", nargs="?", help="the (possibly edited) script")
-    p.usage = "flortrace console [options] (script.py | -m module) [args ...]"
-    own, args = split_at_script(argv, {"--run", "--store", "-m"})
-    ns = p.parse_args(own)
-    if ns.module:
-        target, args = ns.module, ([ns.target] if ns.target else []) + args
-    elif ns.target is None:
-        p.error("no script given")
-    else:
-        target = ns.target
-    from .store import StoreError
-
-    try:
-        settings = config.load({"store": ns.store, "quiet": ns.quiet})
-        return _console(target, args, settings, ns.run, ns.force, bool(ns.module))
-    except (StoreError, config.ConfigError) as exc:
-        print(f"flortrace: error: {exc}", file=sys.stderr)
-        return 2
-
-
-def _console(target, args, settings, run_id, force, module):
-    from .driver import run_under
-    from .replay.planner import PlanError
-    from .replaying import guarded_folders, make_plan
-    from .runtime import world
-    from .runtime.recorder import stderr_notice
-    from .store import Store
-    from .store.writer import load_snapshot
-
-    notify = stderr_notice(settings["quiet"])
-    store = Store.open_existing(settings["store"])
-    try:
-        try:
-            run, plan = make_plan(store, target, args, settings, module, run_id, None, force)
-        except PlanError as exc:
-            print(f"flortrace: refusing to open the console: {exc}", file=sys.stderr)
-            return 2
-        store.catalog.hold_run(run["id"])  # `rm` refuses the run while the console is open
-        args = list(args) or list(run["argv"] or [])  # as replay: the recorded arguments by default
-        if not plan.mains:
-            print(f"flortrace: error: run {run['id']} has no epoch loop to travel in", file=sys.stderr)
-            return 2
-        for note in plan.notes:
-            notify(note)
-        session = TimeTravel(
-            plan, lambda manifest: load_snapshot(store, manifest), store.catalog, run["id"], notify
-        )
-        console = session.driver = Console(session)
-        world.empty(store.root, run["id"])
-        folders = guarded_folders(target, module)
-        try:
-            with (
-                breakpoints(session),
-                world.guard(store.root, run["id"], folders, notify, settings["isolate"]),
-            ):
-                exc = run_under(session, target, args, module, settings)
-        except (runner.NoScript, SyntaxError) as failure:
-            return runner.report_start_failure(failure)
-        finally:
-            sys.settrace(None)
-        if isinstance(exc, Quit):
-            return 0
-        code = runner.exit_code_of(exc)
-        console.finish(code)
-        return code
-    finally:
-        store.close()
+    def break_at(self, frame):
+        if self.console is None:
+            self.console = Console(self.session)
+        self.console.break_at(frame)

@@ -1,6 +1,7 @@
 """Run a script under a session: instrument the project's code, run it as ``__main__``, clean up.
 
-Record, replay and the console differ only in the session they pass and in what they do around it.
+Record, replay and the console differ only in the session they pass and in what they do around it; replay
+and the console find the recorded runs of a script here too (find_run, script_runs).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import os
 from pathlib import Path
 
 from . import frameworks, runner
+from .exceptions import StoreError
 from .instrument import editables
 from .instrument.codecache import UNCHANGED, CodeCache
 from .instrument.importer import InstrumentingFinder, ProjectFilter
@@ -31,9 +33,9 @@ def project_filter(target, module, settings, recorded=()):
     """What is instrumented: the project folder, the source folders of editable installs, the packages
     ``include`` names (``recorded``: those of the run being replayed) and the training loops of the
     frameworks flortrace knows."""
-    include = dict.fromkeys([*settings["include"], *recorded, *frameworks.PACKAGES])
+    include = dict.fromkeys([*settings.include, *recorded, *frameworks.PACKAGES])
     return ProjectFilter(
-        project_root(target, module), list(include), settings["exclude"], editables.source_folders()
+        project_root(target, module), list(include), settings.exclude, editables.source_folders()
     )
 
 
@@ -45,6 +47,39 @@ def project_path(target):
         if any((folder / marker).exists() for marker in ("pyproject.toml", "setup.py", ".git")):
             return path.relative_to(folder).as_posix()
     return path.name
+
+
+def find_run(catalog, target, module, run_id):
+    if run_id is not None:
+        if catalog.run(run_id) is None:
+            raise StoreError(f"no run {run_id} in this store (see python -m flortrace runs)")
+        return run_id
+    return script_runs(catalog, target, module)[-1]["id"]
+
+
+def script_runs(catalog, target, module):
+    """The recorded runs of a script, oldest first: of this very file, else (a moved or copied project) of
+    the file at the same place in its project. StoreError when there are none, or several scripts match."""
+    runs = [r for r in catalog.runs() if r["mode"] == "record"]
+    if module:
+        found = [r for r in runs if r["script"] == target]
+    else:
+        real = os.path.realpath(target)
+        found = [r for r in runs if os.path.realpath(r["script"]) == real]
+        if not found:
+            here = project_path(target)
+            found = [r for r in runs if (r.get("info") or {}).get("project_path") == here]
+            scripts = sorted({r["script"] for r in found})
+            if len(scripts) > 1:
+                raise StoreError(
+                    f"no recorded run of {target} itself; {len(scripts)} scripts at {here} in their projects "
+                    f"have runs here ({', '.join(scripts)}): choose one with --run"
+                )
+    if not found:
+        raise StoreError(
+            f"no recorded run of {target} in this store; record it first: python -m flortrace {target}"
+        )
+    return sorted(found, key=lambda r: r["id"])
 
 
 class Instrumenter:
@@ -82,7 +117,7 @@ def run_under(session, target, argv, module, settings, on_source=None, on_start=
     """Run ``target`` with ``session`` answering the hooks; returns the exception that ended the script
     (None if none). Raises runner.NoScript or SyntaxError when a script file cannot start."""
     project = project_filter(target, module, settings, session.include)
-    cache = CodeCache(Path(settings["store"]).absolute() / CODE_CACHE, hooks.HOOKS)
+    cache = CodeCache(Path(settings.store).absolute() / CODE_CACHE, hooks.HOOKS)
     patch = Instrumenter(project, session, on_source or (lambda rel, src: None), cache)
     finder = InstrumentingFinder(project, patch)
 

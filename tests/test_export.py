@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from flortrace.export.cli import export_main
+from flortrace.cli import main
 from flortrace.store import Store
 
 SCRIPT = textwrap.dedent(
@@ -67,6 +67,11 @@ def run_cli(folder, *args):
     )
     assert out.returncode == 0, out.stderr
     return out
+
+
+def export_main(argv):
+    """``python -m flortrace export ...`` in this process, through the command line's error funnel."""
+    return main(["export", *argv])
 
 
 @pytest.fixture(scope="module")

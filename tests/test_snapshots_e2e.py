@@ -10,7 +10,7 @@ import pytest
 from clirun import flortrace
 
 from flortrace.store import Store
-from flortrace.store.writer import load_snapshot
+from flortrace.store.snapshot import load_snapshot
 
 np = pytest.importorskip("numpy")
 

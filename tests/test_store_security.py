@@ -19,7 +19,7 @@ import textwrap
 import pytest
 
 from flortrace.store import Store, StoreError
-from flortrace.store.writer import MANIFEST_MAGIC
+from flortrace.store.snapshot import MANIFEST_MAGIC
 
 TIMEOUT = 120
 

@@ -19,7 +19,8 @@ np = pytest.importorskip("numpy")
 import flortrace.store  # noqa: E402
 from flortrace.store import Catalog, CorruptBlob, Store  # noqa: E402
 from flortrace.store import writer as writer_module  # noqa: E402
-from flortrace.store.writer import OUT_OF_BAND_MIN, SnapshotWriter, load_snapshot  # noqa: E402
+from flortrace.store.snapshot import MANIFEST_MAGIC, load_snapshot  # noqa: E402
+from flortrace.store.writer import OUT_OF_BAND_MIN, SnapshotWriter  # noqa: E402
 
 PACKAGE_PARENT = str(Path(flortrace.store.__file__).absolute().parents[2])
 META = {"kind": "checkpoint", "loop_id": "train.py:<module>:0", "seq": None, "reason": "test", "stall": 0.01}
@@ -89,7 +90,7 @@ def contiguous(a):
 
 def manifest_buffers(store, digest):
     data = store.blobs.get(digest)
-    header = data[len(writer_module.MANIFEST_MAGIC) : data.index(b"\n", len(writer_module.MANIFEST_MAGIC))]
+    header = data[len(MANIFEST_MAGIC) : data.index(b"\n", len(MANIFEST_MAGIC))]
     return json.loads(header)["buffers"]
 
 

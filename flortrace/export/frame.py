@@ -18,7 +18,7 @@ RUN_COLUMNS = ("argv", "git", "script")
 
 def open_store(store=None) -> Store:
     """The store at ``store``, or where the settings (env, pyproject, default) say."""
-    return Store.open_existing(store if store is not None else config.load({})["store"])
+    return Store.open_existing(store if store is not None else config.load({}).store)
 
 
 def run_ids(catalog: Catalog, run: int | Iterable[int] | None) -> list[int]:

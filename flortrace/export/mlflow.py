@@ -29,6 +29,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH
 
+from ..exceptions import ExportError
 from ..scriptargs import texts as script_params
 from ..store import Catalog
 from .frame import argv_text, global_step, number, step_widths, wall_times
@@ -48,10 +49,6 @@ class Exported:
     logged: int = 0  # metric values sent
     present: int = 0  # values the MLflow run already had
     changed: Counter = field(default_factory=Counter)  # metric key -> values that differ from MLflow's
-
-
-class ExportError(Exception):
-    """The export cannot be done as asked; the message says why."""
 
 
 def client(tracking_uri: str | None) -> MlflowClient:

@@ -20,6 +20,7 @@ from types import CodeType
 import bytecode
 
 from ..store.access import FOLDER_MODE, UnsafeStore, open_nofollow
+from ..version import __version__
 from .patch import LoopInfo, Origin
 
 _FORMAT = 1
@@ -30,10 +31,8 @@ def _tag():
     """What patched code depends on besides the module: interpreter, optimization level, the versions of
     bytecode and flortrace, and the size and time of this package's files (a development checkout changes
     without a new version number)."""
-    import flortrace
-
     parts = [str(_FORMAT), sys.version, MAGIC_NUMBER.hex(), str(sys.flags.optimize), bytecode.__version__]
-    parts.append(flortrace.__version__)
+    parts.append(__version__)
     for path in sorted(Path(__file__).parent.glob("*.py")):
         stat = path.stat()
         parts.append(f"{path.name} {stat.st_size} {stat.st_mtime_ns}")

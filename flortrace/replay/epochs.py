@@ -14,9 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-
-class SpecError(ValueError):
-    pass
+from ..exceptions import SpecError
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ def command(target, argv, module, run_id, epochs, settings, index, count, force=
         "--run",
         str(run_id),
         "--store",
-        str(settings["store"]),
+        str(settings.store),
         "--global-epochs",
         ",".join(map(str, epochs)),
         "--segment",
@@ -101,14 +101,14 @@ def command(target, argv, module, run_id, epochs, settings, index, count, force=
         cmd.append("--force")
     if overlay:
         cmd += ["--overlay", overlay]
-    if settings["tolerance"]:
-        cmd += ["--tolerance", str(settings["tolerance"])]
+    if settings.tolerance:
+        cmd += ["--tolerance", str(settings.tolerance)]
     cmd += ["-m", target] if module else [target]
     return cmd + list(argv)
 
 
 def replay_parallel(target, argv, settings, module, run, plan, notify, force=False, overlay=None):
-    parts = segments(plan, settings["workers"])
+    parts = segments(plan, settings.workers)
     count = len(parts)
     notify(
         f"replaying {len(plan.selected)} epoch(s) of run {run['id']} in {count} worker(s): "
@@ -124,14 +124,14 @@ def replay_parallel(target, argv, settings, module, run, plan, notify, force=Fal
 
     def progress(i):
         done.append(i)
-        if sys.stderr.isatty() and not settings["quiet"]:
+        if sys.stderr.isatty() and not settings.quiet:
             print(
                 f"flortrace: segment {i + 1}/{count} finished ({len(done)}/{count}, "
                 f"{time.monotonic() - began:.1f}s)",
                 file=sys.stderr,
             )
 
-    if settings["backend"] == "ray":
+    if settings.backend == "ray":
         from .raybackend import run_ray
 
         results = run_ray(commands, envs, settings, progress)

@@ -7,13 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..exceptions import PlanError
 from ..state.digest import VERSION as DIGEST_VERSION
 from . import diff
 from . import epochs as epoch_specs
-
-
-class PlanError(Exception):
-    """The edit cannot be replayed safely (message says which line and why)."""
 
 
 @dataclass

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import subprocess
 
+from ..exceptions import RayUnavailable
+
 RETRIES = 2
 DIVERGED = 3  # a worker's "values differ" is an answer, not a failure to retry
-
-
-class RayUnavailable(Exception):
-    pass
 
 
 class SegmentFailed(Exception):
@@ -33,7 +31,7 @@ def run_ray(commands, envs, settings, progress):
         import ray
     except ImportError:
         raise RayUnavailable("--backend ray needs Ray: pip install 'flortrace[ray]'") from None
-    address = settings.get("address")
+    address = settings.address
     started_here = not ray.is_initialized()
     if started_here:
         options = dict(

@@ -10,9 +10,7 @@ from __future__ import annotations
 import ast
 import operator
 
-
-class RunsError(Exception):
-    pass
+from ..exceptions import RunsError
 
 
 def select(spec, runs):

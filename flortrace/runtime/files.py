@@ -41,6 +41,12 @@ _REAL = {
 }
 
 
+def shown(path):
+    """``path`` as notices show it: relative to the working directory when inside it."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith(os.pardir) else rel
+
+
 def _error(code, path):
     """The OSError Python raises for ``code`` (FileNotFoundError, FileExistsError, ...) naming ``path``."""
     return OSError(code, os.strerror(code), os.fsdecode(path))

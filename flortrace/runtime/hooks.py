@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 _session = None
@@ -29,6 +30,23 @@ def deactivate():
 
 def current():
     return _session
+
+
+@contextmanager
+def breakpoints():
+    """While a replay session runs, the builtin ``breakpoint()`` is ``flortrace.breakpoint()``: the session
+    passes the frame to its driver (the console), or ignores it without one."""
+    previous, sys.breakpointhook = sys.breakpointhook, _breakpointhook
+    try:
+        yield
+    finally:
+        sys.breakpointhook = previous
+
+
+def _breakpointhook(*args, **kwargs):
+    s = _session
+    if s is not None and hasattr(s, "breakpoint"):
+        s.breakpoint(_getframe(1))
 
 
 def for_loop(iterable, info):

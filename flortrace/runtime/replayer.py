@@ -64,6 +64,8 @@ class Replayer(Session):
         self.start_state = None  # "reproduced", "restored", "missing" or None (no start snapshot)
         self.rng_noted = False  # said that a generator's state differs (no divergence by itself)
         self.progress = progress.SILENT  # the progress line (runtime/progress.py) sets itself here
+        self.driver = None  # who stops at breakpoints: break_at(frame) (the console; see timetravel.py)
+        self.breaks_said = False
         self._epoch_facts()
 
     def _epoch_facts(self):
@@ -400,10 +402,15 @@ class Replayer(Session):
         return False
 
     def breakpoint(self, frame):
-        """``flortrace.breakpoint()`` or ``breakpoint()`` during replay: open the console at ``frame``."""
-        from ..console import break_into
-
-        break_into(self, frame)
+        """``flortrace.breakpoint()`` or ``breakpoint()`` during replay: the driver (a console) stops at
+        ``frame``; without one (a parallel replay's worker, no terminal) it is ignored, said once."""
+        if self.driver is not None:
+            self.driver.break_at(frame)
+        elif not self.breaks_said:
+            self.breaks_said = True
+            self.notify(
+                "breakpoints are ignored by parallel replay workers (use --workers 1 to stop at them)"
+            )
 
     # ---- hindsight statements ---------------------------------------------------------------------
     def hindsight(self, file, line, column=0):

@@ -83,7 +83,6 @@ class TimeTravel(Replayer):
 
     def __init__(self, plan, load, catalog, run_id, notify=None):
         super().__init__(plan, load, catalog, run_id, notify=notify)
-        self.driver = None
         self.loop: _Loop | None = None
         self.request: Goto | Sweep | None = None
         self.infos = {}  # loop id -> LoopInfo of the running source

@@ -12,8 +12,8 @@ import functools
 import os
 from pathlib import Path
 
+from .files import shown
 from .patching import Patches, PostImport
-from .world import shown
 
 MLFLOW_MODULES = ("mlflow", "mlflow.tracking", "mlflow.tracking._tracking_service.utils")
 

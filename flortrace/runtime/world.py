@@ -22,12 +22,6 @@ def active():
     return _active
 
 
-def shown(path):
-    """``path`` as notices show it: relative to the working directory when inside it."""
-    rel = os.path.relpath(path)
-    return path if rel.startswith(os.pardir) else rel
-
-
 def folder(store_root, run_id):
     """The replay's own folder for run ``run_id``: inside the store, private like it."""
     return os.path.join(os.fspath(store_root), "replays", f"run-{run_id}")
@@ -55,27 +49,18 @@ def empty(store_root, run_id):
         raise StoreError(f"cannot make the replay's folder {path}: {exc.strerror or exc}") from exc
 
 
-def _api_again():
-    """``flortrace.replaying`` is the function again: importing the replay verb's module of the same name
-    (flortrace/replaying.py, always imported before a replay starts) made it that module."""
-    import flortrace
-
-    flortrace.replaying = flortrace._replaying
-
-
 @contextmanager
 def guard(store_root, run_id, roots, notify, isolate=True):
     """While the script runs: ``flortrace.replaying()`` is True and, with ``isolate``, its trackers and the
     files it writes under ``roots`` go into the replay's folder (see the module docstring)."""
     global _active
     _active = True
-    _api_again()
     installed = []
     try:
         if isolate:
             import tempfile
 
-            from .files import Overlay
+            from .files import Overlay, shown
             from .trackers import Trackers
 
             where = folder(store_root, run_id)

@@ -12,17 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
-
-class StoreError(Exception):
-    """A problem with the store that the user can act on; the message says what and where."""
-
-
-class CorruptBlob(StoreError):
-    """A blob is missing, truncated or does not match its digest."""
-
-
-from flortrace.store.access import FOLDER_MODE, SUBFOLDERS, check_store, lstat_in_store  # noqa: E402
-from flortrace.store.catalog import Catalog  # noqa: E402
+from flortrace.exceptions import CorruptBlob, StoreError
+from flortrace.store.access import FOLDER_MODE, SUBFOLDERS, check_store, lstat_in_store
+from flortrace.store.catalog import Catalog
 
 __all__ = ["Catalog", "CorruptBlob", "Store", "StoreError"]
 

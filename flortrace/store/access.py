@@ -13,7 +13,7 @@ import os
 import stat
 from pathlib import Path
 
-from flortrace.store import StoreError
+from flortrace.exceptions import StoreError
 
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600

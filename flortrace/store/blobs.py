@@ -28,7 +28,7 @@ import blake3
 import lz4.block
 import lz4.frame
 
-from flortrace.store import CorruptBlob
+from flortrace.exceptions import CorruptBlob
 from flortrace.store.access import FOLDER_MODE, UnsafeStore, check_owned, open_nofollow
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")

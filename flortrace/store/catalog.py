@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from flortrace.store import StoreError
+from flortrace.exceptions import StoreError
 from flortrace.store.access import FILE_MODE, UnsafeStore, open_nofollow
 
 RUN_STATUSES = ("running", "finished", "failed", "crashed")

@@ -18,7 +18,6 @@ under flortrace ``__main__`` is the user's training script.
 from __future__ import annotations
 
 import atexit
-import json
 import mmap
 import os
 import pickle
@@ -36,14 +35,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from flortrace.store import CorruptBlob, Store, StoreError
+from flortrace.exceptions import StoreError
+from flortrace.store import Store
 from flortrace.store.blobs import Batch, digest_of
 from flortrace.store.shared import Arenas
+from flortrace.store.snapshot import manifest as make_manifest
 
 OUT_OF_BAND_MIN = 64 * 1024  # buffers at least this large travel by reference, outside the pickle
 PACK_BELOW = 1 << 20  # smaller new buffers of a job are stored together in one blob; larger ones alone
-MANIFEST_MAGIC = b"flortrace-snapshot-2\n"
-_MANIFEST_V1 = b"flortrace-snapshot-1\n"  # entries (digest, size) only
 _FRAME = struct.Struct("<Q")
 _SOCKET_BUFFER = 4 << 20
 _RECV_CHUNK = 16 << 20
@@ -366,37 +365,6 @@ def _announce(job: dict) -> None:
         pass
 
 
-def load_snapshot(store: Store, manifest: str) -> object:
-    """Rebuild a snapshot's payload (arrays writable) from its manifest; CorruptBlob on any damage."""
-    data = store.blobs.get(manifest)
-    try:
-        if not data.startswith((MANIFEST_MAGIC, _MANIFEST_V1)):
-            raise ValueError("no manifest header")
-        end = data.index(b"\n", len(MANIFEST_MAGIC))
-        entries = [_entry(*e) for e in json.loads(data[len(MANIFEST_MAGIC) : end])["buffers"]]
-        inband = memoryview(data)[end + 1 :]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CorruptBlob(f"blob {manifest} is not a snapshot manifest ({exc})") from None
-    blobs, buffers = {}, []
-    for digest, nbytes, offset in entries:
-        if digest not in blobs:
-            blobs[digest] = store.blobs.get(digest, mutable=True)
-        blob = blobs[digest]
-        if offset is None and len(blob) != nbytes or offset is not None and len(blob) < offset + nbytes:
-            raise CorruptBlob(f"blob {digest} of snapshot {manifest} has {len(blob)} bytes, not {nbytes}")
-        buffers.append(blob if offset is None else memoryview(blob)[offset : offset + nbytes])
-    return pickle.loads(inband, buffers=buffers)
-
-
-def _entry(digest: str, nbytes: int, offset: int | None = None) -> tuple[str, int, int | None]:
-    """A manifest's buffer: a whole blob, or ``nbytes`` from ``offset`` of a blob that packs several."""
-    return digest, nbytes, offset
-
-
-def _manifest(entries: list, inband: bytes | bytearray) -> bytes:
-    return MANIFEST_MAGIC + json.dumps({"buffers": entries}).encode() + b"\n" + inband
-
-
 # -- framing: 8-byte little-endian length, then the bytes; descriptors ride on the length --------------
 
 
@@ -562,7 +530,7 @@ class _Writer:
             for item, vs in zip(job["items"], views, strict=True):
                 entries = [where[d] for d in digests[pos : pos + len(vs)]]
                 pos += len(vs)
-                manifests.append((batch.prepare(_manifest(entries, item["inband"])), entries))
+                manifests.append((batch.prepare(make_manifest(entries, item["inband"])), entries))
             pending += [m for m, _ in manifests]
             written = time.perf_counter()
             batch.commit(pending, map=self._sync_map)

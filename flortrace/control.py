@@ -1,67 +1,181 @@
-"""Replay an edited script against a recorded run, and report new values and divergences."""
+"""The control layer: record, replay and travel, each the same way down: store -> plan -> session ->
+run_under -> report, returning the exit code. The command line (cli.py) calls these; nothing below imports
+this module, and the engine (runtime/) only meets the console through the driver given to its session.
+"""
 
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import platform
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import flortrace
 
 from . import runner, scriptargs
-from .driver import project_path, project_root, run_under
-from .replay import planner
-from .replay.epochs import SpecError
+from .console import Breaks, Console, Quit
+from .driver import find_run, project_path, project_root, run_under, script_runs
+from .exceptions import RunsError, SpecError, StoreError, UsageError
+from .recording import (
+    ENV_KEYS,
+    RecordingCatalog,
+    can_start,
+    git_commit,
+    notice,
+    run_plain,
+    run_unrecorded,
+    torch_settings,
+    versions,
+    warn,
+)
+from .replay import planner, splice
+from .replay import runs as run_specs
 from .replay.parallel import replay_parallel, run_local, worker_env
-from .runtime import fidelity, progress, world
-from .runtime.recorder import stderr_notice
+from .runtime import fidelity, hooks, progress, world
+from .runtime.recorder import Recorder, stderr_notice
 from .runtime.replayer import Replayer
-from .store import Store, StoreError
-from .store.writer import load_snapshot
+from .runtime.timetravel import TimeTravel
+from .state.digest import VERSION as DIGEST_VERSION
+from .store import Store
+from .store.snapshot import load_snapshot
+from .store.writer import SnapshotWriter
 
 DIVERGED = fidelity.EXIT  # exit code when the replay does not reproduce the recording
 
 
-def find_run(catalog, target, module, run_id):
-    if run_id is not None:
-        if catalog.run(run_id) is None:
-            raise StoreError(f"no run {run_id} in this store (see python -m flortrace runs)")
-        return run_id
-    return script_runs(catalog, target, module)[-1]["id"]
-
-
-def script_runs(catalog, target, module):
-    """The recorded runs of a script, oldest first: of this very file, else (a moved or copied project) of
-    the file at the same place in its project. StoreError when there are none, or several scripts match."""
-    runs = [r for r in catalog.runs() if r["mode"] == "record"]
-    if module:
-        found = [r for r in runs if r["script"] == target]
-    else:
-        real = os.path.realpath(target)
-        found = [r for r in runs if os.path.realpath(r["script"]) == real]
-        if not found:
-            here = project_path(target)
-            found = [r for r in runs if (r.get("info") or {}).get("project_path") == here]
-            scripts = sorted({r["script"] for r in found})
-            if len(scripts) > 1:
-                raise StoreError(
-                    f"no recorded run of {target} itself; {len(scripts)} scripts at {here} in their projects "
-                    f"have runs here ({', '.join(scripts)}): choose one with --run"
-                )
-    if not found:
-        raise StoreError(
-            f"no recorded run of {target} in this store; record it first: python -m flortrace {target}"
+def record(target, argv, settings, module=False):
+    """Run ``target`` under the recorder; return the script's exit code."""
+    try:
+        store = Store(settings.store)
+    except (StoreError, OSError) as exc:
+        return run_unrecorded(target, argv, module, str(exc))
+    if not can_start(target, module):
+        store.close()
+        return run_plain(target, argv, module)  # Python's message and exit code; no run is left behind
+    try:
+        run_id = store.catalog.begin_run(
+            script=target if module else str(Path(os.path.abspath(target))),
+            argv=list(argv),
+            cwd=os.getcwd(),
+            env={k: os.environ[k] for k in ENV_KEYS if k in os.environ},
+            versions=versions(),
+            git=git_commit(project_root(target, module)),
+            name=settings.name,
         )
-    return sorted(found, key=lambda r: r["id"])
+    except (StoreError, OSError) as exc:
+        store.close()
+        return run_unrecorded(target, argv, module, str(exc))
+    return _record_run(store, run_id, target, argv, settings, module)
 
 
-def make_plan(store, target, argv, settings, module, run_id, epochs, force, today=None):
+def _record_run(store, run_id, target, argv, settings, module):
+    notify = notice(settings.quiet)
+    pid = os.getpid()
+    writer = SnapshotWriter(str(store.root), run_id)
+    if settings.overhead > 0:
+        writer.start()  # the process imports while the script sets up, so the first snapshot need not wait
+    catalog = RecordingCatalog(store.catalog, lambda exc: stop(exc))
+    catalog.set_run_info(
+        run_id,
+        digest_version=DIGEST_VERSION,
+        project_path=target if module else project_path(target),
+        include=list(settings.include),
+    )
+    recorder = Recorder(catalog, run_id, writer, settings.overhead, notify, settings.epoch_loop)
+    real_exit = os._exit
+    finishing = []  # [True] once finish began: it runs once
+    stopped = []  # where the recording stopped, if it did
+
+    def stop(exc):
+        writer.stop(f"the recording stopped: {exc}")
+        recorder.warned.add("writer")  # the writer's own notice would repeat this one
+        hooks.deactivate()
+        stopped.append(f"at epoch {recorder.epochs_done}" if recorder.epochs_done else "before epoch 0 ended")
+        warn(f"recording stopped {stopped[0]}, the script goes on: {exc}; run {run_id} keeps what was saved")
+
+    def finish(status, code):
+        finishing.append(True)
+        stopped_before = catalog.failure is not None
+        hooks.deactivate()
+        recorder.finish()
+        writer.close()
+        if writer.failed and catalog.failure is None:
+            if "writer" not in recorder.warned:
+                notify(f"checkpointing stopped: {writer.failed}")
+            catalog.set_run_info(run_id, writer_error=writer.failed)
+        catalog.set_run_info(run_id, versions=versions(), **torch_settings())  # torch is imported by now
+        catalog.end_run(run_id, status, code)
+        if catalog.failure is None:
+            notify(
+                f"recorded run {run_id}: {recorder.summary()}, {recorder.checkpoints} snapshots "
+                f"in {settings.store}"
+            )
+            return
+        try:  # the run says it is incomplete when the store takes that much; else it reads as crashed
+            store.catalog.end_run(run_id, "crashed", code, note=f"the recording stopped: {catalog.failure}")
+        except Exception:
+            pass
+        if stopped_before:  # said when it happened, maybe long ago: the end of the output sums it up
+            warn(f"run {run_id} is incomplete: the recording stopped {stopped[0]} (see above)")
+
+    def exit_now(code):  # os._exit skips finally blocks: finish the run first
+        if not finishing and os.getpid() == pid:
+            finish("finished" if code == 0 else "failed", code)
+        real_exit(code)
+
+    def start():
+        os._exit = exit_now
+        recorder.policy.add_fixed(
+            time.perf_counter() - flortrace._imported
+        )  # imports, instrumenting, catalog
+
+    def add_source(rel, source):
+        recorder.sources[rel] = source
+        catalog.add_source(run_id, rel, source)
+
+    try:
+        exc = run_under(recorder, target, argv, module, settings, add_source, start)
+    except (runner.NoScript, SyntaxError) as failure:
+        code = runner.report_start_failure(failure)
+        catalog.end_run(run_id, "failed", code)
+        catalog.delete_run(run_id)  # nothing ran: no run to replay or to take as the latest
+        store.close()
+        return code
+    except KeyboardInterrupt as interrupt:  # a Ctrl-C delivered again just as the script ended (see _LoopEnd)
+        exc = interrupt
+    finally:
+        os._exit = real_exit
+    code = runner.exit_code_of(exc)
+    if os.getpid() != pid:
+        return code  # a child the script forked: the run, and the store, are the parent's
+    try:
+        finish("finished" if code == 0 else "failed", code)
+        store.close()
+    except KeyboardInterrupt:
+        warn(f"interrupted while saving run {run_id}; it keeps what was written before and reads as crashed")
+        return runner.INTERRUPTED
+    return code
+
+
+def make_plan(store, target, module, run_id, epochs, force, today=None):
+    """The run to replay (held, so that ``rm`` refuses it until the store closes) and its plan.
+
+    ``epochs``: an epoch spec as --epochs gives it, global epoch numbers (a parallel replay's worker), or
+    None for all; ``today``: {relative path: source} to plan against instead of the files on disk."""
     run_id = find_run(store.catalog, target, module, run_id)
+    store.catalog.hold_run(run_id)
     run = store.catalog.run(run_id)
+    if isinstance(epochs, str):
+        loops = planner.loops(planner.main_runs(run, store.catalog.epochs(run_id)))
+        try:
+            epochs = loops.select(epochs)
+        except SpecError as exc:
+            raise UsageError(f"--epochs {epochs}: {exc} (run {run_id})") from None
     if run["status"] == "running":
         raise StoreError(f"run {run_id} is still recording")
     plan = planner.build(store.catalog, run_id, project_root(target, module), epochs, force, today)
@@ -88,23 +202,34 @@ def print_plan(run, plan, out=sys.stdout):
 
 
 def replay(
-    target,
-    argv,
-    settings,
-    module=False,
-    run_id=None,
-    epochs=None,
-    force=False,
-    plan_only=False,
-    segment=None,
-    overlay=None,
+    target, argv, settings, module=False, run_id=None, epochs=None, force=False, plan_only=False, segment=None
 ):
-    """Replay; ``segment`` = (index, count) when this process is one worker of a parallel replay;
-    ``overlay`` = {relative path: source} to run instead of the files on disk (replay_runs)."""
-    notify = stderr_notice(settings["quiet"])
-    store = Store.open_existing(settings["store"])
+    """Replay a run: store -> plan -> replayer -> run_under -> report; returns the exit code.
+
+    ``epochs`` as for make_plan; ``segment`` = (index, count) when this process is one worker of a parallel
+    replay; ``settings.overlay``: a JSON file {relative path: source} to run instead of the files on disk
+    (replay_runs)."""
+    notify = stderr_notice(settings.quiet)
+    overlay = None
+    if settings.overlay:
+        with open(settings.overlay, encoding="utf-8") as f:
+            overlay = json.load(f)
+    store = Store.open_existing(settings.store)
+    pid = os.getpid()
     try:
-        run, plan = make_plan(store, target, argv, settings, module, run_id, epochs, force, overlay)
+        return _replay(
+            store, target, argv, settings, module, run_id, epochs, force, plan_only, segment, overlay, notify
+        )
+    finally:
+        if os.getpid() == pid:  # a child the script forked leaves the store (and the run's hold) alone
+            store.close()
+
+
+def _replay(
+    store, target, argv, settings, module, run_id, epochs, force, plan_only, segment, overlay, notify
+):
+    try:
+        run, plan = make_plan(store, target, module, run_id, epochs, force, overlay)
     except planner.PlanError as exc:
         print(f"flortrace: refusing to replay: {exc}", file=sys.stderr)
         return 2
@@ -140,18 +265,15 @@ def replay(
             causes.append(change)
     if segment is None:
         world.empty(store.root, run["id"])  # the replay's own folder, for what the script writes
-    if settings["workers"] > 1 and segment is None:
-        store.close()
-        return replay_parallel(
-            target, argv, settings, module, run, plan, notify, force, settings.get("overlay")
-        )
+    if settings.workers > 1 and segment is None:
+        return replay_parallel(target, argv, settings, module, run, plan, notify, force, settings.overlay)
     last_segment = segment is None or segment[0] == segment[1] - 1
     replayer = Replayer(
         plan,
         lambda manifest: load_snapshot(store, manifest),
         store.catalog,
         run["id"],
-        settings["tolerance"],
+        settings.tolerance,
         notify,
         keep_unnumbered=last_segment,
         force=force,
@@ -159,14 +281,14 @@ def replay(
         keep_setup=list(argv) != recorded,
         overlay=overlay,
     )
-    from .console import breakpoints
-
+    if segment is None:
+        replayer.driver = Breaks(replayer)  # breakpoints open the console; a worker has no terminal
     pid = os.getpid()
     try:
         with (
-            breakpoints(replayer, interactive=segment is None),
-            world.guard(store.root, run["id"], guarded_folders(target, module), notify, settings["isolate"]),
-            progress.shown(replayer, enabled=segment is None and not settings["quiet"]),
+            hooks.breakpoints(),
+            world.guard(store.root, run["id"], guarded_folders(target, module), notify, settings.isolate),
+            progress.shown(replayer, enabled=segment is None and not settings.quiet),
         ):
             exc = run_under(replayer, target, argv, module, settings)
     except (runner.NoScript, SyntaxError) as failure:
@@ -175,7 +297,6 @@ def replay(
         return runner.exit_code_of(exc)
     code = 0 if isinstance(exc, fidelity.Diverged) else runner.exit_code_of(exc)
     replayer.finish()
-    store.close()
     return report(replayer, run, code, notify)
 
 
@@ -242,21 +363,15 @@ def replay_runs(target, settings, module, spec, where, epoch_spec, force, plan_o
     """Replay many recorded runs of a script with the lines added today: each run with its own recorded
     source (today's additions carried into it, splice.py) and its own arguments, several at once with
     --workers (local processes or Ray). Returns the worst exit code."""
-    import json
-    import tempfile
-
-    from .replay import runs as run_specs
-    from .replay import splice
-
-    notify = stderr_notice(settings["quiet"])
-    with Store.open_existing(settings["store"]) as store:
+    notify = stderr_notice(settings.quiet)
+    with Store.open_existing(settings.store) as store:
         catalog = store.catalog
         every = script_runs(catalog, target, module)
         try:
             chosen = run_specs.select(spec, every)
             if where:
                 chosen = [r for r in chosen if run_specs.matches(where, scriptargs.values(r["argv"]))]
-        except run_specs.RunsError as exc:
+        except RunsError as exc:
             raise StoreError(str(exc)) from None
         chosen = [r for r in chosen if r["status"] != "running"]
         if not chosen:
@@ -293,9 +408,7 @@ def replay_runs(target, settings, module, spec, where, epoch_spec, force, plan_o
             total = 0.0
             for run_id, overlay in overlays.items():
                 try:
-                    run, plan = make_plan(
-                        store, target, [], settings, module, run_id, epochs.get(run_id), force, overlay
-                    )
+                    run, plan = make_plan(store, target, module, run_id, epochs.get(run_id), force, overlay)
                 except planner.PlanError as exc:
                     print(f"flortrace: run {run_id}: refusing to replay: {exc}", file=sys.stderr)
                     continue
@@ -316,7 +429,7 @@ def replay_runs(target, settings, module, spec, where, epoch_spec, force, plan_o
             "--run",
             str(run_id),
             "--store",
-            str(settings["store"]),
+            str(settings.store),
         ]
         chosen_epochs = epochs.get(run_id)
         cmd += ["--overlay", str(path), "-q"]
@@ -326,16 +439,16 @@ def replay_runs(target, settings, module, spec, where, epoch_spec, force, plan_o
         envs.append(worker_env(i, len(overlays)))
     notify(
         f"replaying {len(commands)} run(s) of {target} ({', '.join(map(str, overlays))}), "
-        f"{min(settings['workers'], len(commands))} at a time"
+        f"{min(settings.workers, len(commands))} at a time"
     )
     began = time.monotonic()
     try:
-        if settings["backend"] == "ray":
+        if settings.backend == "ray":
             from .replay.raybackend import run_ray
 
             results = run_ray(commands, envs, settings, lambda i: None)
         else:
-            results = run_local(commands, envs, lambda i: None, limit=settings["workers"])
+            results = run_local(commands, envs, lambda i: None, limit=settings.workers)
     finally:
         for path in folder.iterdir():
             path.unlink()
@@ -356,3 +469,44 @@ def _read(root, rel):
         return path.read_text(encoding="utf-8")
     except OSError:
         return None
+
+
+def travel(target, argv, settings, module=False, run_id=None, force=False):
+    """Open the console over a run: the script runs under a time-travel session that the console drives."""
+    notify = stderr_notice(settings.quiet)
+    store = Store.open_existing(settings.store)
+    try:
+        try:
+            run, plan = make_plan(store, target, module, run_id, None, force)
+        except planner.PlanError as exc:
+            print(f"flortrace: refusing to open the console: {exc}", file=sys.stderr)
+            return 2
+        argv = list(argv) or list(run["argv"] or [])  # as replay: the recorded arguments by default
+        if not plan.mains:
+            print(f"flortrace: error: run {run['id']} has no epoch loop to travel in", file=sys.stderr)
+            return 2
+        for note in plan.notes:
+            notify(note)
+        session = TimeTravel(
+            plan, lambda manifest: load_snapshot(store, manifest), store.catalog, run["id"], notify
+        )
+        driver = session.driver = Console(session)
+        world.empty(store.root, run["id"])
+        folders = guarded_folders(target, module)
+        try:
+            with (
+                hooks.breakpoints(),
+                world.guard(store.root, run["id"], folders, notify, settings.isolate),
+            ):
+                exc = run_under(session, target, argv, module, settings)
+        except (runner.NoScript, SyntaxError) as failure:
+            return runner.report_start_failure(failure)
+        finally:
+            sys.settrace(None)
+        if isinstance(exc, Quit):
+            return 0
+        code = runner.exit_code_of(exc)
+        driver.finish(code)
+        return code
+    finally:
+        store.close()
